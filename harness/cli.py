@@ -1,0 +1,162 @@
+"""The `harness` command line: Typer commands that parse, call one function and print."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+app = typer.Typer(help="Transfer-learning sweeps with KerasTuner, tracked in MLflow.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+sweep_app = typer.Typer(help="Run a KerasTuner sweep of one method.", no_args_is_help=True)
+data_app = typer.Typer(help="Make or prepare data folders.", no_args_is_help=True)
+cache_app = typer.Typer(help="See or free the feature cache.", no_args_is_help=True)
+app.add_typer(sweep_app, name="sweep")
+app.add_typer(data_app, name="data")
+app.add_typer(cache_app, name="cache")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def handled(fn):
+    """Known problems become one line on stderr and exit code 2; Ctrl-C exits 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: runs in progress were marked KILLED")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _sweep_command(method: str):
+    def command(
+        config: Path = typer.Option(Path(f"sweeps/{method}.toml"), help="Sweep file (TOML)."),
+        data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/{cats,dogs}."),
+        backbone: Optional[str] = typer.Option(None, help="vgg16 | mobilenet_v2"),
+        weights: Optional[str] = typer.Option(None, help="imagenet | none | PATH to a .weights.h5 file"),
+        image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),
+        max_trials: Optional[int] = typer.Option(None, "--max-trials"),
+        epochs: Optional[int] = typer.Option(None, help="Epochs per phase."),
+        tuner: Optional[str] = typer.Option(None, help="random | bayesian | hyperband"),
+        seed: Optional[int] = typer.Option(None),
+        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+        experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default: data folder name)."),
+    ):
+        from harness import config as config_mod
+        from harness.progress import RichReporter
+        from harness.summary import sweep_table
+        from harness.sweep import run_sweep
+
+        overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
+                         max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
+        cfg = config_mod.load(config, method, overrides)
+        with RichReporter(err) as reporter:
+            result = run_sweep(cfg, tracking_uri, reporter)
+        out.print(sweep_table(result))
+
+    command.__doc__ = f"Sweep the {method} method's hyperparameters with KerasTuner."
+    return handled(command)
+
+
+for _method in ("feature-extraction", "fine-tune"):
+    sweep_app.command(_method)(_sweep_command(_method))
+
+
+@data_app.command("synthetic")
+@handled
+def data_synthetic(
+    directory: Path = typer.Argument(..., help="Folder to write {train,validation,test}/{cats,dogs} into."),
+    per_class: int = typer.Option(20, "--per-class", help="Images per class in every split."),
+    size: int = typer.Option(64, help="Image side in pixels."),
+):
+    """Write a small two-class JPEG image set in the tutorial's folder layout."""
+    from harness.data import write_synthetic
+
+    root = write_synthetic(directory, per_class, size)
+    out.print(f"wrote {6 * per_class} images to {root}")
+
+
+@data_app.command("prepare")
+@handled
+def data_prepare(
+    source: Path = typer.Option(..., "--from", help="Folder of Kaggle-style cat.N.jpg / dog.N.jpg files."),
+    dest: Path = typer.Option(..., "--to", help="Empty folder for the split."),
+):
+    """Build the tutorial's 1000/500/500-per-class split, deterministically."""
+    from harness.data import prepare
+
+    counts = prepare(source, dest)
+    out.print(f"wrote {sum(counts.values())} images to {dest}: " +
+              ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@app.command()
+@handled
+def demo(
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    data: Path = typer.Option(Path("data/synthetic"), help="Where the synthetic photos go."),
+):
+    """Offline demo: synthetic photos, random-weight backbone, a few trials of both methods."""
+    from harness.demo import run_demo
+    from harness.progress import RichReporter
+    from harness.summary import sweep_table
+
+    with RichReporter(err) as reporter:
+        results = run_demo(data, tracking_uri, reporter)
+    for result in results:
+        out.print(sweep_table(result))
+    out.print("Open the results in the MLflow UI:  [bold]harness ui[/]  then http://127.0.0.1:5000")
+
+
+@app.command()
+@handled
+def ui(
+    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+):
+    """Start the MLflow UI for the project's store, bound to 127.0.0.1."""
+    from harness.tracking import resolve_store, serve_ui
+
+    store = resolve_store(tracking_uri)
+    err.print(f"MLflow UI for {store.uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)")
+    sys.exit(serve_ui(store, port))
+
+
+@cache_app.command("ls")
+@handled
+def cache_ls():
+    """List the cached feature sets."""
+    from harness.features import cache_root, list_entries
+
+    entries = list_entries()
+    for e in entries:
+        out.print(f"{e['id']}  {e['backbone']:<12} {e['weights']:<24} {e['image_size']}px "
+                  f"{e['images']} images  {e['bytes'] / 1e6:.1f} MB  extracted in {e['seconds']:.1f}s")
+    out.print(f"{len(entries)} entries in {cache_root()}")
+
+
+@cache_app.command("clear")
+@handled
+def cache_clear():
+    """Delete every cached feature set."""
+    from harness.features import clear
+
+    out.print(f"freed {clear() / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    app()

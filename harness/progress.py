@@ -1,0 +1,57 @@
+"""Terminal progress for sweeps (rich): which trial of how many, its epochs, extraction."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class NullReporter:
+    """Reports nothing: for library use and tests."""
+
+    def extracting(self, split: str, count: int) -> None: ...
+    def sweep_started(self, cfg, name: str) -> None: ...
+    def trial_started(self, number: int, total: int, name: str) -> None: ...
+    def epoch_ended(self, epoch: int, total: int, logs: dict) -> None: ...
+    def trial_ended(self, record) -> None: ...
+
+
+class RichReporter(NullReporter):
+    """Two live bars: trials of the sweep, epochs of the current trial; a line per finished trial."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                                 console=self.console, transient=True)
+        self.trials = self.epochs = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def extracting(self, split, count):
+        self.console.print(f"[dim]extracting backbone features: {split} ({count} images)[/]")
+
+    def sweep_started(self, cfg, name):
+        self.console.print(f"[bold]{name}[/]: {cfg.max_trials} trials, tuner {cfg.tuner}")
+        self.trials = self.progress.add_task("trials", total=cfg.max_trials, info="")
+
+    def trial_started(self, number, total, name):
+        if self.epochs is not None:
+            self.progress.remove_task(self.epochs)
+        self.progress.update(self.trials, description=f"trial {number}/{total}", info=name)
+        self.epochs = self.progress.add_task("  epochs", total=None, info="")
+
+    def epoch_ended(self, epoch, total, logs):
+        info = "  ".join(f"{k}={v:.3f}" for k, v in logs.items())
+        self.progress.update(self.epochs, completed=epoch, total=total, info=info)
+
+    def trial_ended(self, record):
+        self.progress.advance(self.trials)
+        colour = "green" if record.status == "FINISHED" else "red"
+        self.console.print(f"[{colour}]{record.status:<8}[/] {record.name}  "
+                           f"val_accuracy={record.val_accuracy:.3f}  test_accuracy={record.test_accuracy:.3f}")

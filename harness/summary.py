@@ -1,0 +1,31 @@
+"""What the CLI shows at the end of a sweep: one screen, built as rich renderables."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from harness.sweep import SweepResult
+
+
+SHORT = {"learning_rate": "lr", "fine_tune_learning_rate": "ft_lr"}
+
+
+def _fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.3f}"  # NaN prints as '-'
+
+
+def sweep_table(result: SweepResult) -> Table:
+    best_id = result.best.trial_id if result.best else None
+    table = Table(title=f"{result.method} sweep · experiment {result.experiment!r} · "
+                        f"{result.seconds:.0f}s · features cache {'hit' if result.cache_hit else 'miss'}")
+    for col in ("trial", "status", "hyperparameters", "best epoch", "val_acc", "test_acc"):
+        table.add_column(col, justify="right" if col.endswith("acc") or col == "best epoch" else "left")
+    for r in result.trials:
+        hps = " ".join(f"{SHORT.get(k, k)}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in r.hyperparameters.items())
+        marker = " ★" if r.trial_id == best_id else ""
+        table.add_row(f"#{int(r.trial_id) + 1}{marker}", r.status, hps, str(r.best_epoch + 1),
+                      _fmt(r.val_accuracy), _fmt(r.test_accuracy))
+    table.caption = ("★ best by validation accuracy (test accuracy is reported, never used to choose); "
+                     f"parent run {result.parent_run_id}")
+    return table

@@ -1,0 +1,146 @@
+"""MLflow: the only module that imports it. Resolves the store, writes runs, reads them back."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.errors import HarnessError
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+PARENT_TAG = "mlflow.parentRunId"
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    artifact_root: str | None  # None: the server decides (http stores)
+
+    @property
+    def local_dir(self) -> Path | None:
+        """The folder holding a local sqlite store (database + artifacts), else None."""
+        path = sqlite_path(self.uri)
+        return path.parent if path else None
+
+
+def sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):])
+
+
+def resolve_store(tracking_uri: str | None) -> Store:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the project's sqlite store.
+
+    For a local sqlite URI the artifacts live beside the database, so one folder is one store.
+    """
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    db = sqlite_path(uri)
+    if db is None:
+        scheme = urlparse(uri).scheme
+        if scheme not in ("http", "https", "postgresql", "mysql", "databricks", "file", ""):
+            raise HarnessError(f"unsupported tracking URI {uri!r}")
+        return Store(uri, None)
+    db = db.resolve()
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        probe = db.parent / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise HarnessError(f"tracking store {db.parent} is not writable ({exc.strerror})") from None
+    return Store(f"sqlite:///{db}", (db.parent / "artifacts").as_uri())
+
+
+class Tracker:
+    """Thin, explicit wrapper over MlflowClient: runs are addressed by id, never 'active'."""
+
+    def __init__(self, store: Store):
+        from mlflow import MlflowClient
+
+        # MLflow sets its logger up on import; quieten its database-migration chatter after that.
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        self.store = store
+        self.client = MlflowClient(tracking_uri=store.uri)
+        try:
+            self.client.search_experiments(max_results=1)
+        except Exception as exc:
+            raise HarnessError(f"cannot reach tracking store {store.uri}: {_first_line(exc)}") from None
+
+    def experiment_id(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location=self.store.artifact_root)
+        except Exception:  # created meanwhile by a concurrent sweep
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    def start_run(self, experiment_id: str, name: str, tags: dict[str, str],
+                  parent_id: str | None = None) -> str:
+        tags = {k: str(v) for k, v in tags.items()}
+        if parent_id:
+            tags[PARENT_TAG] = parent_id
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path=folder)
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def log_dict(self, run_id: str, value: dict, name: str) -> None:
+        self.client.log_dict(run_id, value, name)
+
+    def log_figure(self, run_id: str, figure, name: str) -> None:
+        self.client.log_figure(run_id, figure, name)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def run_status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def serve_ui(store: Store, port: int) -> int:
+    """Run MLflow's own server (the UI) on loopback until interrupted; returns its exit code."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store.uri,
+           "--host", "127.0.0.1", "--port", str(port)]
+    if store.artifact_root:
+        cmd += ["--default-artifact-root", store.artifact_root]
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,171 @@
+"""Building the tuner: keras-tuner oracles, and a Tuner whose trial hooks log to MLflow."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from harness import plots
+from harness.callbacks import EpochLogger, KeepBestWeights
+from harness.config import SweepConfig
+from harness.seeding import seed_everything
+
+OBJECTIVE = kt.Objective("val_accuracy", direction="max")
+
+
+class DefaultsFirst:
+    """Oracle mixin: the first candidate is the search space's defaults (the tutorial's
+    configuration), so every sweep holds that reference point; then the oracle's own way."""
+
+    def _random_values(self):
+        space = self.hyperparameters
+        values = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
+        if not self._duplicate(values):
+            return values
+        return super()._random_values()
+
+
+class RandomOracle(DefaultsFirst, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class BayesianOracle(DefaultsFirst, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class HyperbandOracle(DefaultsFirst, kt.oracles.HyperbandOracle):
+    pass
+
+
+def make_oracle(cfg: SweepConfig) -> kt.Oracle:
+    common = {"objective": OBJECTIVE, "seed": cfg.seed}
+    if cfg.tuner == "bayesian":
+        return BayesianOracle(max_trials=cfg.max_trials, **common)
+    if cfg.tuner == "hyperband":
+        # Hyperband sizes itself from max_epochs; max_trials caps the total.
+        return HyperbandOracle(max_epochs=cfg.epochs, factor=3, max_trials=cfg.max_trials, **common)
+    return RandomOracle(max_trials=cfg.max_trials, **common)
+
+
+@dataclass
+class TrialRecord:
+    """What one trial produced, as the sweep summary needs it."""
+
+    trial_id: str
+    run_id: str
+    name: str
+    hyperparameters: dict[str, Any]
+    status: str = "RUNNING"
+    val_accuracy: float = math.nan
+    test_accuracy: float = math.nan
+    best_epoch: int = -1
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def trial_name(method: str, trial_id: str, values: dict[str, Any]) -> str:
+    parts = [f"{method} #{int(trial_id) + 1}"]
+    if "units" in values:
+        parts.append(f"units={values['units']}")
+    if "dropout" in values:
+        parts.append(f"dropout={values['dropout']:.2f}")
+    return " ".join(parts)
+
+
+def public_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters a person chose between; keras-tuner's own `tuner/...` bookkeeping aside."""
+    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+
+def predictions_csv(files: list[str], labels: np.ndarray, probs: np.ndarray) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["file", "label", "prob_dog", "predicted", "correct"])
+    for f, y, p in zip(files, labels, probs):
+        pred = int(p >= 0.5)
+        writer.writerow([f, int(y), f"{p:.6f}", pred, int(pred == int(y))])
+    return out.getvalue()
+
+
+class TrackedTuner(kt.engine.base_tuner.BaseTuner):
+    """keras-tuner drives the trials; the hooks open, fill and close one MLflow child run each."""
+
+    def __init__(self, oracle, hypermodel, *, cfg: SweepConfig, tracker, experiment_id: str,
+                 parent_id: str, fixed_params: dict[str, Any], reporter, **kwargs):
+        super().__init__(oracle, hypermodel, **kwargs)
+        self.cfg, self.tracker, self.experiment_id = cfg, tracker, experiment_id
+        self.parent_id, self.fixed_params, self.reporter = parent_id, fixed_params, reporter
+        self.records: dict[str, TrialRecord] = {}
+
+    # -- hooks ---------------------------------------------------------------
+    def on_trial_begin(self, trial):
+        values = public_values(trial.hyperparameters.values)
+        name = trial_name(self.cfg.method, trial.trial_id, values)
+        run_id = self.tracker.start_run(
+            self.experiment_id, name, parent_id=self.parent_id,
+            tags={"method": self.cfg.method, "trial_id": trial.trial_id, "backbone": self.cfg.backbone})
+        self.tracker.log_params(run_id, {**values, **self.fixed_params})
+        self.records[trial.trial_id] = TrialRecord(trial.trial_id, run_id, name, values)
+        self.reporter.trial_started(len(self.records), self.cfg.max_trials, name)
+
+    def run_trial(self, trial, data, **kwargs):  # kwargs: keras-tuner's `verbose`, unused
+        record = self.records[trial.trial_id]
+        hp = trial.hyperparameters
+        seed_everything(self.cfg.seed + int(trial.trial_id))
+        epochs = int(hp.values.get("tuner/epochs", self.cfg.epochs))
+        model = self.hypermodel.build(hp)
+        phases = 2 if self.cfg.method == "fine-tune" else 1
+        logger = EpochLogger(lambda m, step: self.tracker.log_metrics(record.run_id, m, step),
+                             self.reporter, epochs * phases)
+        best = KeepBestWeights(model)
+        callbacks = [keras.callbacks.TerminateOnNaN(), logger, best]
+        if phases == 2:
+            self.tracker.log_params(record.run_id, {"phase2_first_step": epochs})
+        self.hypermodel.fit(hp, model, data, callbacks=callbacks, epochs=epochs)
+        if best.best_weights is None:
+            raise RuntimeError("no epoch produced a finite val_accuracy")
+        best.restore()
+        self._evaluate(record, model, data, best, logger.history, epochs if phases == 2 else None)
+        return {k: v for k, v in best.best_logs.items() if k in ("val_accuracy", "val_loss", "loss", "accuracy")}
+
+    def on_trial_end(self, trial):
+        record = self.records[trial.trial_id]
+        ok = trial.status == kt.engine.trial.TrialStatus.COMPLETED
+        if not ok and trial.message:
+            self.tracker.log_text(record.run_id, trial.message, "traceback.txt")
+        record.status = "FINISHED" if ok else "FAILED"
+        self.tracker.end_run(record.run_id, record.status)
+        self.reporter.trial_ended(record)
+        super().on_trial_end(trial)
+
+    # -- pieces ----------------------------------------------------------------
+    def _evaluate(self, record, model, data, best, history, phase2_start) -> None:
+        """Test the restored best-epoch weights; log test metrics, predictions and curves."""
+        layer = "top" if self.cfg.method == "feature-extraction" else "cut"
+        args = data.fit_args(layer, "test")
+        loss, acc = model.evaluate(**args, verbose=0)
+        probs = model.predict(args["x"], verbose=0, **({} if data.uses_images else {"batch_size": data.batch_size}))
+        record.val_accuracy = best.best_logs["val_accuracy"]
+        record.test_accuracy, record.best_epoch = float(acc), best.best_epoch
+        self.tracker.log_metrics(record.run_id, {
+            "test_accuracy": acc, "test_loss": loss, "best_epoch": best.best_epoch,
+            "best_val_accuracy": record.val_accuracy, "best_val_loss": best.best_logs["val_loss"]})
+        self.tracker.log_text(record.run_id, predictions_csv(
+            data.files["test"], data.labels["test"], probs.reshape(-1)), "predictions/test_predictions.csv")
+        fig = plots.curves(history, record.name, phase2_start)
+        self.tracker.log_figure(record.run_id, fig, "plots/curves.png")
+        plots.close(fig)
+
+    def save_model(self, trial_id, model, step=0):
+        pass  # the trial's run holds its results; the whole network is logged for the winner only
+
+    def load_model(self, trial):
+        raise NotImplementedError("models are read back from MLflow, not from the tuner folder")
