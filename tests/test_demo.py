@@ -1,0 +1,30 @@
+"""`harness demo` out of the box: offline, default store, both methods, >= 3 finished trials each."""
+
+from pathlib import Path
+
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from conftest import runs_of
+from harness.cli import app
+
+
+def test_demo_fills_the_default_store(tmp_path):
+    result = CliRunner().invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "harness ui" in result.output
+    db = Path("mlruns/mlflow.db")  # the default store, relative to the working folder
+    assert db.is_file() and Path("mlruns/artifacts").is_dir()
+    client = MlflowClient(tracking_uri=f"sqlite:///{db.resolve()}")
+    parents, children = runs_of(client, "demo")
+    assert sorted(p.data.tags["method"] for p in parents) == ["feature-extraction", "fine-tune"]
+    for parent in parents:
+        kids = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        finished = [c for c in kids if c.info.status == "FINISHED"]
+        assert len(finished) >= 3
+        for child in finished:
+            assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) >= 4
+            assert "test_accuracy" in child.data.metrics
+            assert [a.path for a in client.list_artifacts(child.info.run_id, "plots")] == ["plots/curves.png"]
+            # artifacts live beside the database: one folder holds one store
+            assert child.info.artifact_uri.startswith((tmp_path / "mlruns" / "artifacts").resolve().as_uri())

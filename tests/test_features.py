@@ -1,0 +1,65 @@
+"""The feature cache: one backbone pass per key, memory-mapped on disk, listed and cleared."""
+
+import numpy as np
+from typer.testing import CliRunner
+
+from harness import backbones, features
+from harness.cli import app
+from harness.data import image_dataset, scan
+from harness.sweep import _extractor
+from harness.config import SweepConfig
+
+
+def _key(data, **changes):
+    fields = dict(backbone="vgg16", alpha=None, weights="none", image_size=32, preprocessing="caffe",
+                  cut_layer="block4_pool", data_fingerprint=data.fingerprint)
+    return features.FeatureKey(**{**fields, **changes})
+
+
+def test_extract_once_then_hit(tiny_data):
+    data = scan(tiny_data)
+    cfg = SweepConfig(method="fine-tune", data=str(tiny_data), weights="none", image_size=32)
+    base = backbones.build_base("vgg16", 32, "none")
+    extractor, below, top, _ = _extractor(base, backbones.get_spec("vgg16"), cfg)
+    calls = []
+
+    def images(split):
+        calls.append(split)
+        return image_dataset(tiny_data, data.splits[split], 32, 5)
+
+    first = features.extract(_key(data), data, extractor, images)
+    assert not first.hit and calls == ["train", "validation", "test"]
+    assert first.shape == {"cut": (2, 2, 512), "top": (1, 1, 512)}
+    assert isinstance(first.arrays["top"]["train"], np.memmap)
+    assert first.labels["test"].tolist() == data.splits["test"].labels.tolist()
+
+    second = features.extract(_key(data), data, extractor, images)
+    assert second.hit and calls == ["train", "validation", "test"]
+    np.testing.assert_array_equal(first.get("top", "test"), second.get("top", "test"))
+
+    # the cached top features are the top block applied to the cached cut features
+    recomputed = top.predict(first.get("cut", "test"), verbose=0)
+    np.testing.assert_allclose(recomputed, first.get("top", "test"), rtol=2e-2, atol=2e-2)
+
+
+def test_key_changes_with_what_changes_the_features(tiny_data):
+    data = scan(tiny_data)
+    base = _key(data).digest()
+    assert _key(data, weights="sha256:abc").digest() != base
+    assert _key(data, image_size=48).digest() != base
+    assert _key(data, preprocessing="rescale").digest() != base
+    assert _key(data, data_fingerprint="other").digest() != base
+    assert _key(data).digest() == base
+
+
+def test_cache_ls_and_clear(tiny_data):
+    runner = CliRunner()
+    data = scan(tiny_data)
+    cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32)
+    extractor = _extractor(backbones.build_base("vgg16", 32, "none"), backbones.get_spec("vgg16"), cfg)[0]
+    features.extract(_key(data), data, extractor, lambda s: image_dataset(tiny_data, data.splits[s], 32, 5))
+    listed = runner.invoke(app, ["cache", "ls"])
+    assert listed.exit_code == 0 and "1 entries" in listed.output and "36 images" in listed.output
+    cleared = runner.invoke(app, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "freed" in cleared.output
+    assert features.list_entries() == []
