@@ -15,6 +15,7 @@ METHODS = ("feature-extraction", "fine-tune")
 TUNERS = ("random", "bayesian", "hyperband")
 PREPROCESSING = ("backbone", "rescale")
 BACKBONES = ("vgg16", "mobilenet_v2")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class SweepConfig:
     batch_size: int = 64
     preprocessing: str = "backbone"
     augment: bool = False
+    precision: str = "auto"  # of the frozen backbone pass; training is always float32
     tuner: str = "random"
     max_trials: int = 10
     seed: int = 42
@@ -77,7 +79,7 @@ class SweepConfig:
 _SCALARS: dict[str, type] = {
     "method": str, "data": str, "backbone": str, "weights": str, "alpha": float,
     "image_size": int, "epochs": int, "batch_size": int, "preprocessing": str,
-    "augment": bool, "tuner": str, "max_trials": int, "seed": int, "experiment": str,
+    "augment": bool, "precision": str, "tuner": str, "max_trials": int, "seed": int, "experiment": str,
 }
 _SPACE_KINDS = {"units": Choice, "dropout": Range, "learning_rate": Range,
                 "fine_tune_learning_rate": Range}
@@ -164,6 +166,7 @@ def validate(cfg: SweepConfig) -> SweepConfig:
     _one_of("backbone", cfg.backbone, BACKBONES)
     _one_of("tuner", cfg.tuner, TUNERS)
     _one_of("preprocessing", cfg.preprocessing, PREPROCESSING)
+    _one_of("precision", cfg.precision, PRECISIONS)
     _at_least("image_size", cfg.image_size, 32)
     _at_least("epochs", cfg.epochs, 1)
     _at_least("batch_size", cfg.batch_size, 1)

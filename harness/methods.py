@@ -36,6 +36,11 @@ class TrialData:
             return {"x": self.images[split]}
         return {"x": self.arrays[layer][split], "y": self.labels[split], "batch_size": self.batch_size}
 
+    def train_args(self, layer: str) -> dict[str, Any]:
+        """fit() arguments; image datasets arrive shuffled, arrays are shuffled by Keras."""
+        return {**self.fit_args(layer, "train"), "shuffle": not self.uses_images,
+                "validation_data": self.validation(layer)}
+
     def validation(self, layer: str):
         args = self.fit_args(layer, "validation")
         return args["x"] if self.uses_images else (args["x"], args["y"])
@@ -108,8 +113,7 @@ class FeatureExtraction(kt.HyperModel):
 
     def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
         epochs = epochs or self.epochs
-        return [model.fit(**data.fit_args("top", "train"), validation_data=data.validation("top"),
-                          epochs=epochs, callbacks=list(callbacks), verbose=0)]
+        return [model.fit(**data.train_args("top"), epochs=epochs, callbacks=list(callbacks), verbose=0)]
 
 
 class FineTune(kt.HyperModel):
@@ -145,17 +149,15 @@ class FineTune(kt.HyperModel):
         head, top = _find(model, "head"), _find(model, "top_block")
         top.trainable = False
         if data.uses_images:  # the whole network, as the tutorial trains it
-            phase1 = model
-            args, val = data.fit_args("images", "train"), data.validation("images")
+            phase1, layer = model, "images"
         else:  # without augmentation phase 1 is exactly the head on cached top features
-            phase1 = head
-            args, val = data.fit_args("top", "train"), data.validation("top")
+            phase1, layer = head, "top"
         _compile(phase1, keras.optimizers.Adam(learning_rate=hp.get("learning_rate")))
-        h1 = phase1.fit(**args, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
+        h1 = phase1.fit(**data.train_args(layer), epochs=epochs, callbacks=callbacks, verbose=0)
         top.trainable = True  # trainable changes only take effect after compile
         _compile(model, keras.optimizers.RMSprop(learning_rate=hp.get("fine_tune_learning_rate")))
-        h2 = model.fit(**data.fit_args("cut", "train"), validation_data=data.validation("cut"),
-                       epochs=2 * epochs, initial_epoch=epochs, callbacks=callbacks, verbose=0)
+        h2 = model.fit(**data.train_args("cut"), epochs=2 * epochs, initial_epoch=epochs,
+                       callbacks=callbacks, verbose=0)
         return [h1, h2]
 
 

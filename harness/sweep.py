@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import backbones, features
+from harness import backbones, features, hardware
 from harness.config import SweepConfig
 from harness.data import DataSet, image_dataset, scan
 from harness.methods import METHODS, TrialData
@@ -44,54 +44,78 @@ class Prepared:
     cache_hit: bool
     extraction_seconds: float
     cache_path: str
+    precision: str
 
 
-def _extractor(base, spec, cfg: SweepConfig):
-    """Raw images -> [cut features, top features], preprocessing included."""
+@dataclass
+class Network:
+    """The backbone in pieces: the frozen pass (in `precision`) and the float32 top block to train."""
+
+    spec: backbones.BackboneSpec
+    precision: str
+    mode: str  # preprocessing mode
+    full: Any  # raw images -> top features (frozen, for feature extraction on images)
+    below: Any  # raw images -> cut features (frozen)
+    top_block: Any  # cut features -> top features, float32, the template fine-tuning copies
+    extractor: Any  # raw images -> [cut features, top features]
+
+
+def build_network(cfg: SweepConfig) -> Network:
+    """Build the base once in the pass precision and, if that is not float32, once more for training."""
     import keras
 
-    below, top = backbones.split_at_cut(base, spec.cut_layer)
+    spec = backbones.get_spec(cfg.backbone)
+    precision = hardware.resolve_precision(cfg.precision)
     mode = backbones.preprocessing_mode(spec, cfg.preprocessing)
-    images = keras.Input((cfg.image_size, cfg.image_size, 3))
-    cut = below(backbones.Preprocess(mode)(images), training=False)
-    return keras.Model(images, [cut, top(cut, training=False)]), below, top, mode
+    with hardware.dtype_policy(precision):
+        base = backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha)
+        below, top = backbones.split_at_cut(base, spec.cut_layer)
+        images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
+        pixels = backbones.Preprocess(mode)(images)
+        cut = below(pixels, training=False)
+        feats = top(cut, training=False)
+    if precision != "float32":
+        _, top = backbones.split_at_cut(
+            backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha), spec.cut_layer)
+    return Network(spec, precision, mode, keras.Model(images, feats, name="frozen"),
+                   keras.Model(images, cut, name="frozen"), top,
+                   keras.Model(images, [cut, feats], name="extractor"))
 
 
-def _frozen_on_images(below, mode: str, cfg: SweepConfig, method: str, base):
-    """The part a trial does not train, applied to images (augmentation / naive path)."""
-    import keras
-
-    images = keras.Input((cfg.image_size, cfg.image_size, 3))
-    inner = base if method == "feature-extraction" else below
-    return keras.Model(images, inner(backbones.Preprocess(mode)(images), training=False), name="frozen")
+def _feature_key(cfg: SweepConfig, net: Network, dataset: DataSet) -> features.FeatureKey:
+    return features.FeatureKey(
+        cfg.backbone, cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
+        backbones.weights_identity(cfg.weights), cfg.image_size, net.mode, net.spec.cut_layer,
+        dataset.fingerprint, net.precision)
 
 
 def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True) -> Prepared:
-    """Build the backbone; with no augmentation, get cached features (extracting on a miss)."""
-    spec = backbones.get_spec(cfg.backbone)
-    base = backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha)
-    extractor, below, top, mode = _extractor(base, spec, cfg)
+    """Build the backbone; with no augmentation, get cached features (extracting on a miss).
+
+    `use_cache=False` trains every trial on images through the frozen backbone, as the
+    tutorial does: the benchmark's naive baseline, and the only way with augmentation.
+    """
+    net = build_network(cfg)
     files = {s: [str(f.relative_to(dataset.root)) for f in p.files] for s, p in dataset.splits.items()}
     labels = {s: p.labels for s, p in dataset.splits.items()}
     hm_cls = METHODS[cfg.method]
-    top_arg = tuple(base.output.shape[1:]) if cfg.method == "feature-extraction" else top
+    fe = cfg.method == "feature-extraction"
+    top_arg = tuple(net.full.output.shape[1:]) if fe else net.top_block
     if cfg.augment or not use_cache:
         images = {s: image_dataset(dataset.root, p, cfg.image_size, cfg.batch_size, shuffle=(s == "train"),
                                    seed=cfg.seed) for s, p in dataset.splits.items()}
-        frozen = _frozen_on_images(below, mode, cfg, cfg.method, base)
         data = TrialData(labels, files, cfg.batch_size, images=images)
-        hm = hm_cls(cfg.space, top_arg, cfg.epochs, frozen=frozen, image_size=cfg.image_size, augment=cfg.augment)
-        return Prepared(data, hm, False, 0.0, "")
-    key = features.FeatureKey(
-        cfg.backbone, cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
-        backbones.weights_identity(cfg.weights), cfg.image_size, mode, spec.cut_layer, dataset.fingerprint)
+        hm = hm_cls(cfg.space, top_arg, cfg.epochs, frozen=net.full if fe else net.below,
+                    image_size=cfg.image_size, augment=cfg.augment)
+        return Prepared(data, hm, False, 0.0, "", net.precision)
     feats = features.extract(
-        key, dataset, extractor,
+        _feature_key(cfg, net, dataset), dataset, net.extractor,
         lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size),
         progress=reporter.extracting)
     arrays = {layer: {s: feats.get(layer, s) for s in dataset.splits} for layer in features.LAYERS}
     data = TrialData(labels, files, cfg.batch_size, arrays=arrays)
-    return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path))
+    return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path),
+                    net.precision)
 
 
 def _fixed_params(cfg: SweepConfig) -> dict[str, Any]:
@@ -108,9 +132,16 @@ def _sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[
     return {"method": cfg.method, "backbone": cfg.backbone, "weights": cfg.weights, "tuner": cfg.tuner,
             "seed": str(cfg.seed), "data_dir": str(dataset.root.resolve()),
             "data_fingerprint": dataset.fingerprint, "sweep": "true",
-            "feature_cache": "off (augmentation: full network every epoch)" if cfg.augment else
-            ("hit" if prepared.cache_hit else "miss"),
-            "augment": str(cfg.augment).lower()}
+            "feature_cache": _cache_tag(cfg, prepared),
+            "augment": str(cfg.augment).lower(), "precision": prepared.precision}
+
+
+def _cache_tag(cfg: SweepConfig, prepared: Prepared) -> str:
+    if cfg.augment:
+        return "off (augmentation: the full network runs every epoch)"
+    if not prepared.cache_path:
+        return "off (naive: the full network runs every epoch)"
+    return "hit" if prepared.cache_hit else "miss"
 
 
 def tuner_dir(store: Store) -> Path:
@@ -118,7 +149,8 @@ def tuner_dir(store: Store) -> Path:
     return (store.local_dir or Path(".harness")) / "tuner"
 
 
-def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None) -> SweepResult:
+def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
+              use_cache: bool = True) -> SweepResult:
     """Run one sweep; the parent run ends FINISHED, FAILED or KILLED, never RUNNING."""
     reporter = reporter or NullReporter()
     start = time.perf_counter()
@@ -127,19 +159,20 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None) 
     store = resolve_store(tracking_uri)
     tracker = Tracker(store)
     seed_everything(cfg.seed)
-    prepared = prepare(cfg, dataset, reporter)
+    prepared = prepare(cfg, dataset, reporter, use_cache)
     experiment_id = tracker.experiment_id(cfg.experiment_name)
     name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
     tags = _sweep_tags(cfg, dataset, prepared)
     parent = tracker.start_run(experiment_id, name, tags)
+    fixed = {**_fixed_params(cfg), "precision": prepared.precision}
     try:
-        tracker.log_params(parent, {**_fixed_params(cfg), "max_trials": cfg.max_trials})
+        tracker.log_params(parent, {**fixed, "max_trials": cfg.max_trials})
         tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
         tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
                                      "cache_hit": float(prepared.cache_hit)})
         tuner = TrackedTuner(
             make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
-            parent_id=parent, fixed_params=_fixed_params(cfg), reporter=reporter,
+            parent_id=parent, fixed_params=fixed, reporter=reporter,
             directory=str(tuner_dir(store)), project_name=parent, overwrite=True)
         reporter.sweep_started(cfg, name)
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout

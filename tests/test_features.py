@@ -3,10 +3,10 @@
 import numpy as np
 from typer.testing import CliRunner
 
-from harness import backbones, features
+from harness import features
 from harness.cli import app
 from harness.data import image_dataset, scan
-from harness.sweep import _extractor
+from harness.sweep import build_network
 from harness.config import SweepConfig
 
 
@@ -18,9 +18,10 @@ def _key(data, **changes):
 
 def test_extract_once_then_hit(tiny_data):
     data = scan(tiny_data)
-    cfg = SweepConfig(method="fine-tune", data=str(tiny_data), weights="none", image_size=32)
-    base = backbones.build_base("vgg16", 32, "none")
-    extractor, below, top, _ = _extractor(base, backbones.get_spec("vgg16"), cfg)
+    cfg = SweepConfig(method="fine-tune", data=str(tiny_data), weights="none", image_size=32,
+                      precision="float32")
+    net = build_network(cfg)
+    extractor, top = net.extractor, net.top_block
     calls = []
 
     def images(split):
@@ -56,7 +57,7 @@ def test_cache_ls_and_clear(tiny_data):
     runner = CliRunner()
     data = scan(tiny_data)
     cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32)
-    extractor = _extractor(backbones.build_base("vgg16", 32, "none"), backbones.get_spec("vgg16"), cfg)[0]
+    extractor = build_network(cfg).extractor
     features.extract(_key(data), data, extractor, lambda s: image_dataset(tiny_data, data.splits[s], 32, 5))
     listed = runner.invoke(app, ["cache", "ls"])
     assert listed.exit_code == 0 and "1 entries" in listed.output and "36 images" in listed.output

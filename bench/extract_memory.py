@@ -1,0 +1,64 @@
+"""Peak memory of a feature extraction over many images (the cache streams to disk).
+
+    python bench/extract_memory.py --images 25000 [--backbone mobilenet_v2 --image-size 150]
+
+Writes a synthetic set of that many images (`harness data synthetic`), then extracts its
+features in a fresh process and reports that process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHILD = """
+import sys, time
+from harness.config import SweepConfig, validate
+from harness.data import scan
+from harness.progress import NullReporter
+from harness.sweep import prepare
+cfg = validate(SweepConfig(method="feature-extraction", data=sys.argv[1], backbone=sys.argv[2],
+                           weights="none", image_size=int(sys.argv[3])))
+start = time.perf_counter()
+prepare(cfg, scan(cfg.data), NullReporter())
+print(time.perf_counter() - start)
+"""
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=25000)
+    p.add_argument("--backbone", default="mobilenet_v2")
+    p.add_argument("--image-size", type=int, default=150)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    from harness.data import write_synthetic
+
+    with tempfile.TemporaryDirectory(prefix="extract-memory-") as tmp:
+        per_class = -(-args.images // 6)
+        data = write_synthetic(Path(tmp) / "photos", per_class=per_class, size=args.image_size)
+        env = {"HARNESS_CACHE_DIR": str(Path(tmp) / "cache"), "PATH": "/usr/bin:/bin"}
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", CHILD, str(data), args.backbone, str(args.image_size)],
+                             env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - start
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # Linux: KiB
+    report = {"images": 6 * per_class, "backbone": args.backbone, "image_size": args.image_size,
+              "peak_rss_gb": peak_gb, "extract_s": float(out.stdout.strip().splitlines()[-1]), "wall_s": wall}
+    print(json.dumps(report, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Training on cached features is the same network as the tutorial's model on images."""
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from harness.config import SweepConfig, SearchSpace
+from harness.methods import FineTune
+from harness.sweep import build_network
+
+
+@pytest.mark.parametrize("backbone, size", [("vgg16", 48), ("mobilenet_v2", 64)])
+def test_top_block_on_cached_inputs_equals_full_model_on_images(backbone, size):
+    cfg = SweepConfig(method="fine-tune", backbone=backbone, weights="none", image_size=size,
+                      precision="float32")
+    net = build_network(cfg)
+    if backbone == "mobilenet_v2":  # random BN statistics make activations vanish; keep them sizeable
+        for model in (net.full, net.top_block):
+            for layer in model._flatten_layers():
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.moving_variance.assign(np.full(layer.moving_variance.shape, 0.05, "float32"))
+    hm = FineTune(SearchSpace(), net.top_block, epochs=1)
+    trial_model = hm.build(kt.HyperParameters())  # [top block + head] on cut features, as trials train it
+    head = trial_model.get_layer("head")
+    images = keras.Input((size, size, 3))
+    tutorial = keras.Model(images, head(net.full(images)))  # preprocessing + whole base + head on images
+
+    x = np.random.default_rng(0).uniform(0, 255, (6, size, size, 3)).astype("float32")
+    cut, _ = net.extractor.predict(x, verbose=0)
+    cached = trial_model.predict(cut, verbose=0)
+    direct = tutorial.predict(x, verbose=0)
+    assert np.abs(cached - direct).max() <= 1e-4
+    assert cached.std() > 0  # the comparison is between non-trivial outputs
+
+
+def test_augmentation_runs_the_full_network_and_says_so(tiny_data, store_uri, client, tmp_path):
+    from typer.testing import CliRunner
+
+    from conftest import runs_of, tiny_sweep_args
+    from harness.cli import app
+
+    sweep_file = tmp_path / "augment.toml"
+    sweep_file.write_text('method = "fine-tune"\naugment = true\n')
+    args = tiny_sweep_args("fine-tune", tiny_data, store_uri, "--max-trials", "1", "--epochs", "1")
+    args[args.index("--config") + 1] = str(sweep_file)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (parent,), (child,) = runs_of(client, "tiny")
+    assert parent.data.tags["feature_cache"].startswith("off (augmentation")
+    assert parent.data.tags["augment"] == "true"
+    assert child.info.status == "FINISHED" and child.data.params["augment"] == "True"
+    assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
