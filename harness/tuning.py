@@ -172,7 +172,7 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
 
     def restore_records(self, children) -> None:
         """A resumed sweep's ended trials, from its child runs (the interrupted ones run again)."""
-        for run in children:
+        for run in reversed(children):  # oldest first: a trial's latest attempt wins
             trial = self.oracle.trials.get(run.tags.get("trial_id", ""))
             if trial is None or run.status not in ("FINISHED", "FAILED"):
                 continue

@@ -163,3 +163,42 @@ def test_unreachable_tracking_server(data):
 
 def test_resume_and_fresh_together(data, seeded):
     _check_untouched(seeded, _args(data, seeded[0], "--resume", "--fresh"), "exclude each other")
+
+
+def _odd_images(root: Path) -> None:
+    """PNG, grayscale, CMYK, palette and odd-sized images among the JPEGs, plus hidden files."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "validation", "test"):
+        for cls in ("cats", "dogs"):
+            folder = root / split / cls
+            rgb = Image.fromarray(rng.uniform(0, 255, (23, 57, 3)).astype("uint8"))
+            rgb.convert("L").save(folder / "grå bild.png")
+            rgb.convert("CMYK").save(folder / "cmyk photo.jpg")
+            rgb.convert("P").save(folder / "palette.png")
+            rgb.convert("RGBA").resize((91, 13)).save(folder / "wide alpha.png")
+            rgb.convert("L").save(folder / "gray.jpeg")
+            (folder / ".DS_Store").write_bytes(b"\0\1\2")
+        (root / split / ".DS_Store").write_bytes(b"\0\1\2")
+
+
+def test_mixed_images_hidden_files_spaces_and_non_ascii_just_work(tmp_path):
+    from mlflow import MlflowClient
+
+    from conftest import runs_of
+
+    data = write_synthetic(tmp_path / "my phötos" / "chats et chiens", per_class=2, size=24)
+    _odd_images(data)
+    uri = f"sqlite:///{tmp_path / 'störe with space' / 'mlflow.db'}"
+    result = runner.invoke(app, tiny_sweep_args("feature-extraction", data, uri, "--max-trials", "1",
+                                                "--epochs", "1"))
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=uri)
+    (parent,), (child,) = runs_of(client, "chats et chiens")
+    assert parent.info.status == child.info.status == "FINISHED"
+    csv = open(client.download_artifacts(child.info.run_id, "predictions/test_predictions.csv"),
+               encoding="utf-8").read()
+    assert "cats/grå bild.png" in csv and "dogs/cmyk photo.jpg" in csv
+    assert len(csv.strip().splitlines()) == 1 + 2 * 7 and ".DS_Store" not in csv

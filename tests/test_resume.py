@@ -92,13 +92,11 @@ def _interrupt_trial(monkeypatch, trial_id: str, signum: int):
     monkeypatch.setattr(TrackedTuner, "run_trial", run_trial)
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_ends_runs_killed_and_the_sweep_resumes(tiny_data, store_uri, client, monkeypatch,
-                                                       signum, code):
+def test_sigterm_ends_runs_killed_and_the_sweep_resumes(tiny_data, store_uri, client, monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1")
-    _interrupt_trial(monkeypatch, "1", signum)
+    _interrupt_trial(monkeypatch, "1", signal.SIGTERM)
     result = runner.invoke(app, args)
-    assert result.exit_code == code, result.output
+    assert result.exit_code == 143, result.output
     assert "interrupted" in result.output and "Traceback" not in result.output
     (parent,), children = runs_of(client, "tiny")
     assert parent.info.status == "KILLED"
@@ -125,10 +123,15 @@ def test_finished_sweep_is_not_resumed(tiny_data, store_uri, client):
     assert [p.info.status for p in parents] == ["FINISHED", "FINISHED"]
 
 
-def test_fresh_starts_a_new_sweep_beside_an_interrupted_one(tiny_data, store_uri, client, monkeypatch):
+def test_ctrl_c_then_fresh_starts_a_new_sweep_beside_the_interrupted_one(tiny_data, store_uri, client,
+                                                                          monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1", "--max-trials", "2")
     _interrupt_trial(monkeypatch, "1", signal.SIGINT)
-    assert runner.invoke(app, args).exit_code == 130
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130 and "interrupted" in result.output
+    (parent,), children = runs_of(client, "tiny")
+    assert parent.info.status == "KILLED"
+    assert sorted(c.info.status for c in children) == ["FINISHED", "KILLED"]
     monkeypatch.undo()
     assert runner.invoke(app, args + ["--fresh"]).exit_code == 0
     parents, _ = runs_of(client, "tiny")
