@@ -153,19 +153,21 @@ def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig
     if claimed.parent_id:
         parent = claimed.parent_id
         tracker.end_running_children(experiment_id, parent, "KILLED")  # left by a killed process
-        tracker.reopen_run(parent)
-        tracker.set_tags(parent, tags)
-        return parent
-    name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
-    parent = tracker.start_run(experiment_id, name, tags)
-    claimed.hold(parent)
+    else:
+        name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
+        parent = tracker.start_run(experiment_id, name, tags)
+        claimed.hold(parent)
     try:
+        if claimed.parent_id:
+            tracker.reopen_run(parent)
+            tracker.set_tags(parent, tags)
+            return parent
         tracker.log_params(parent, {**_fixed_params(cfg), "max_trials": cfg.max_trials})
         tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
         tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
                                      "cache_hit": float(prepared.cache_hit)})
     except BaseException:
-        tracker.end_run(parent, "KILLED" if _interrupted() else "FAILED")
+        _end_sweep(tracker, experiment_id, parent)
         raise
     return parent
 
@@ -188,11 +190,18 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
             r.status == "FINISHED" for r in tuner.records.values())})
         tracker.end_run(parent, "FINISHED")
     except BaseException:
-        status = "KILLED" if _interrupted() else "FAILED"
-        tracker.end_running_children(experiment_id, parent, status)
-        tracker.end_run(parent, status)
+        _end_sweep(tracker, experiment_id, parent)
         raise
     return tuner, best, seconds
+
+
+def _end_sweep(tracker: Tracker, experiment_id: str, parent: str) -> None:
+    """While an exception propagates: end the trial in progress and the parent, KILLED or FAILED."""
+    status = "KILLED" if _interrupted() else "FAILED"
+    try:
+        tracker.end_running_children(experiment_id, parent, status)
+    finally:  # the parent too, even if the store would not list its children
+        tracker.end_run(parent, status)
 
 
 def _interrupted() -> bool:

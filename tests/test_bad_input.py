@@ -166,7 +166,7 @@ def test_resume_and_fresh_together(data, seeded):
 
 
 def _odd_images(root: Path) -> None:
-    """PNG, grayscale, CMYK, palette and odd-sized images among the JPEGs, plus hidden files."""
+    """PNG, grayscale, CMYK, palette and odd-sized images among the JPEGs, plus hidden and text files."""
     import numpy as np
     from PIL import Image
 
@@ -181,6 +181,7 @@ def _odd_images(root: Path) -> None:
             rgb.convert("RGBA").resize((91, 13)).save(folder / "wide alpha.png")
             rgb.convert("L").save(folder / "gray.jpeg")
             (folder / ".DS_Store").write_bytes(b"\0\1\2")
+            (folder / "notes.txt").write_text("not an image, and not named like one: ignored")
         (root / split / ".DS_Store").write_bytes(b"\0\1\2")
 
 
@@ -201,4 +202,5 @@ def test_mixed_images_hidden_files_spaces_and_non_ascii_just_work(tmp_path):
     csv = open(client.download_artifacts(child.info.run_id, "predictions/test_predictions.csv"),
                encoding="utf-8").read()
     assert "cats/grå bild.png" in csv and "dogs/cmyk photo.jpg" in csv
-    assert len(csv.strip().splitlines()) == 1 + 2 * 7 and ".DS_Store" not in csv
+    assert len(csv.strip().splitlines()) == 1 + 2 * 7
+    assert ".DS_Store" not in csv and "notes.txt" not in csv

@@ -137,3 +137,28 @@ def test_ctrl_c_then_fresh_starts_a_new_sweep_beside_the_interrupted_one(tiny_da
     parents, _ = runs_of(client, "tiny")
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
     assert runner.invoke(app, args + ["--fresh", "--resume"]).exit_code == 2
+
+
+def test_sweep_key_is_the_resolved_configuration_not_the_path(tmp_path):
+    import dataclasses
+    import shutil
+
+    from harness import config
+    from harness.backbones import build_base
+    from harness.data import scan, write_synthetic
+    from harness.resume import sweep_key
+
+    data = write_synthetic(tmp_path / "a" / "photos", per_class=2, size=16)
+    copy = shutil.copytree(data, tmp_path / "b" / "photos")
+    weights = tmp_path / "w.weights.h5"
+    build_base("vgg16", 32, "none").save_weights(weights)
+    cfg = config.parse({"data": str(data), "weights": str(weights), "image_size": 32}, "fine-tune")
+    key = sweep_key(cfg, scan(data).fingerprint)
+    assert sweep_key(dataclasses.replace(cfg, data=str(copy)), scan(copy).fingerprint) == key
+    for change in ({"max_trials": 11}, {"seed": 1}, {"experiment": "other"},
+                   {"space": dataclasses.replace(cfg.space, dropout=config.Range(0.0, 0.5, 0.5))}):
+        assert sweep_key(dataclasses.replace(cfg, **change), scan(data).fingerprint) != key
+    (copy / "test" / "dogs" / "dog.0.jpg").unlink()
+    assert sweep_key(cfg, scan(copy).fingerprint) != key
+    build_base("vgg16", 32, "none").save_weights(weights)  # new random weights, same path
+    assert sweep_key(cfg, scan(data).fingerprint) != key
