@@ -80,6 +80,8 @@ def weights_identity(weights: str) -> str:
     """A stable name for the weights: 'imagenet', 'none' or a content hash of the file."""
     if weights in ("imagenet", "none"):
         return weights
+    if not Path(weights).is_file():
+        raise HarnessError(f"weights file not found: {weights}")
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     return f"sha256:{digest[:16]}"
 

@@ -35,9 +35,12 @@ def handled(fn):
         except HarnessError as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: runs in progress were marked KILLED")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM via harness.interrupts
+            from harness.interrupts import exit_code
+
+            err.print("[yellow]interrupted[/]: runs in progress were marked KILLED; "
+                      "run the same command again to resume")
+            raise typer.Exit(exit_code(exc)) from None
 
     return wrapper
 
@@ -55,6 +58,9 @@ def _sweep_command(method: str):
         seed: Optional[int] = typer.Option(None),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
         experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default: data folder name)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the interrupted sweep of this "
+                                    "configuration; an error if there is none."),
+        fresh: bool = typer.Option(False, "--fresh", help="Start a new sweep even if one was interrupted."),
     ):
         from harness import config as config_mod
         from harness.progress import RichReporter
@@ -63,9 +69,11 @@ def _sweep_command(method: str):
 
         overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
+        if resume and fresh:
+            raise HarnessError("--resume and --fresh exclude each other")
         cfg = config_mod.load(config, method, overrides)
         with RichReporter(err) as reporter:
-            result = run_sweep(cfg, tracking_uri, reporter)
+            result = run_sweep(cfg, tracking_uri, reporter, "resume" if resume else "fresh" if fresh else "auto")
         out.print(sweep_table(result))
 
     command.__doc__ = f"Sweep the {method} method's hyperparameters with KerasTuner."

@@ -63,6 +63,7 @@ class SweepConfig:
     precision: str = "auto"  # of the frozen backbone pass; training is always float32
     tuner: str = "random"
     max_trials: int = 10
+    max_consecutive_failed_trials: int = 3
     seed: int = 42
     experiment: str = ""
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -79,7 +80,8 @@ class SweepConfig:
 _SCALARS: dict[str, type] = {
     "method": str, "data": str, "backbone": str, "weights": str, "alpha": float,
     "image_size": int, "epochs": int, "batch_size": int, "preprocessing": str,
-    "augment": bool, "precision": str, "tuner": str, "max_trials": int, "seed": int, "experiment": str,
+    "augment": bool, "precision": str, "tuner": str, "max_trials": int,
+    "max_consecutive_failed_trials": int, "seed": int, "experiment": str,
 }
 _SPACE_KINDS = {"units": Choice, "dropout": Range, "learning_rate": Range,
                 "fine_tune_learning_rate": Range}
@@ -171,6 +173,7 @@ def validate(cfg: SweepConfig) -> SweepConfig:
     _at_least("epochs", cfg.epochs, 1)
     _at_least("batch_size", cfg.batch_size, 1)
     _at_least("max_trials", cfg.max_trials, 1)
+    _at_least("max_consecutive_failed_trials", cfg.max_consecutive_failed_trials, 1)
     _at_least("seed", cfg.seed, 0)
     if not 0 < cfg.alpha <= 1.4:
         raise HarnessError(f"alpha: must be in (0, 1.4], got {cfg.alpha}")

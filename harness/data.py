@@ -67,7 +67,26 @@ def scan(root: str | Path) -> DataSet:
             labels += [label] * len(found)
         splits[split] = Split(split, tuple(files), np.asarray(labels, dtype="float32"))
         every_file += files
+    for path in every_file:
+        check_image(path)
     return DataSet(root, splits, fingerprint(root, every_file))
+
+
+def check_image(path: Path) -> None:
+    """Decode `path` once, so a corrupt or mislabelled file is named before any compute.
+
+    JPEGs decode at reduced scale (PIL's draft mode), which still reads every byte of the
+    file, so a truncated one fails here; a whole folder of photos checks in about a second.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (32, 32))
+            img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(f"{path} is not a readable image: {reason}") from None
 
 
 def image_dataset(root: Path, split: Split, image_size: int, batch_size: int,

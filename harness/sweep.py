@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,7 +15,9 @@ from harness import backbones, features, hardware
 from harness.config import SweepConfig
 from harness.data import DataSet, image_dataset, scan
 from harness.methods import METHODS, TrialData
+from harness.interrupts import signals_interrupt
 from harness.progress import NullReporter
+from harness.resume import claim, sweep_key
 from harness.seeding import seed_everything
 from harness.tracking import Store, Tracker, resolve_store
 from harness.tuning import TrackedTuner, TrialRecord, make_oracle
@@ -118,12 +122,13 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
                     net.precision)
 
 
-def _fixed_params(cfg: SweepConfig) -> dict[str, Any]:
+def _fixed_params(cfg: SweepConfig, precision: str) -> dict[str, Any]:
     keys = ("backbone", "weights", "image_size", "epochs", "batch_size", "preprocessing", "augment",
             "tuner", "seed")
     params = {k: getattr(cfg, k) for k in keys}
     if cfg.backbone == "mobilenet_v2":
         params["alpha"] = cfg.alpha
+    params["precision"] = precision
     params["optimizer"] = "adam" if cfg.method == "feature-extraction" else "adam, then rmsprop"
     return params
 
@@ -150,31 +155,67 @@ def tuner_dir(store: Store) -> Path:
 
 
 def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
-              use_cache: bool = True) -> SweepResult:
-    """Run one sweep; the parent run ends FINISHED, FAILED or KILLED, never RUNNING."""
+              resume: str = "auto", use_cache: bool = True) -> SweepResult:
+    """Run one sweep, or continue the interrupted one with the same configuration
+    (resume: auto | resume | fresh); the parent ends FINISHED, FAILED or KILLED, never RUNNING.
+    `use_cache=False` is the naive baseline: the backbone runs inside every trial (bench/)."""
     reporter = reporter or NullReporter()
     start = time.perf_counter()
-    dataset = scan(cfg.data)  # bad folders fail here, before any compute or logging
+    dataset = scan(cfg.data)  # bad folders and images fail here, before any compute or logging
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
     tracker = Tracker(store)
+    key = sweep_key(cfg, dataset.fingerprint)
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter, use_cache)
     experiment_id = tracker.experiment_id(cfg.experiment_name)
-    name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
-    tags = _sweep_tags(cfg, dataset, prepared)
-    parent = tracker.start_run(experiment_id, name, tags)
-    fixed = {**_fixed_params(cfg), "precision": prepared.precision}
+    tags = {**_sweep_tags(cfg, dataset, prepared), "sweep_key": key}
+    claimed = claim(tracker, cfg.experiment_name, key, tuner_dir(store), resume)
     try:
-        tracker.log_params(parent, {**fixed, "max_trials": cfg.max_trials})
+        with signals_interrupt():
+            parent = _open_parent(tracker, claimed, experiment_id, cfg, tags, prepared)
+            tuner, best, seconds = _search(tracker, store, parent, experiment_id, cfg, prepared, reporter, start)
+    finally:
+        claimed.release()
+    return SweepResult(cfg.method, cfg.experiment_name, parent, store.uri, list(tuner.records.values()),
+                       best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags)
+
+
+def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig, tags, prepared) -> str:
+    """The claimed parent, its stale RUNNING trials marked KILLED; else a new parent run."""
+    if claimed.parent_id:
+        parent = claimed.parent_id
+        tracker.end_running_children(experiment_id, parent, "KILLED")  # left by a killed process
+    else:
+        name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
+        parent = tracker.start_run(experiment_id, name, tags)
+        claimed.hold(parent)
+    try:
+        if claimed.parent_id:
+            tracker.reopen_run(parent)
+            tracker.set_tags(parent, tags)
+            return parent
+        tracker.log_params(parent, {**_fixed_params(cfg, prepared.precision), "max_trials": cfg.max_trials})
         tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
         tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
                                      "cache_hit": float(prepared.cache_hit)})
-        tuner = TrackedTuner(
-            make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
-            parent_id=parent, fixed_params=fixed, reporter=reporter,
-            directory=str(tuner_dir(store)), project_name=parent, overwrite=True)
-        reporter.sweep_started(cfg, name)
+    except BaseException:
+        _end_sweep(tracker, experiment_id, parent)
+        raise
+    return parent
+
+
+def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg: SweepConfig,
+            prepared: Prepared, reporter, start: float):
+    """keras-tuner's search under `parent`; on any exit but success, its runs end KILLED or FAILED."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner" line
+            tuner = TrackedTuner(
+                make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
+                parent_id=parent, fixed_params=_fixed_params(cfg, prepared.precision), reporter=reporter,
+                directory=str(tuner_dir(store)), project_name=parent, overwrite=False)
+        tuner.restore_records(tracker.children(experiment_id, parent))
+        reporter.sweep_started(cfg, tracker.run_name(parent))
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
         seconds = time.perf_counter() - start
@@ -182,10 +223,18 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
             r.status == "FINISHED" for r in tuner.records.values())})
         tracker.end_run(parent, "FINISHED")
     except BaseException:
-        tracker.end_run(parent, "KILLED" if _interrupted() else "FAILED")
+        _end_sweep(tracker, experiment_id, parent)
         raise
-    return SweepResult(cfg.method, cfg.experiment_name, parent, store.uri, list(tuner.records.values()),
-                       best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags)
+    return tuner, best, seconds
+
+
+def _end_sweep(tracker: Tracker, experiment_id: str, parent: str) -> None:
+    """While an exception propagates: end the trial in progress and the parent, KILLED or FAILED."""
+    status = "KILLED" if _interrupted() else "FAILED"
+    try:
+        tracker.end_running_children(experiment_id, parent, status)
+    finally:  # the parent too, even if the store would not list its children
+        tracker.end_run(parent, status)
 
 
 def _interrupted() -> bool:

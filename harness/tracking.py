@@ -67,6 +67,7 @@ class Tracker:
         # MLflow sets its logger up on import; quieten its database-migration chatter after that.
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.store = store
+        _probe_server(store.uri)
         self.client = MlflowClient(tracking_uri=store.uri)
         try:
             self.client.search_experiments(max_results=1)
@@ -125,6 +126,62 @@ class Tracker:
 
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
+
+    def run_name(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.run_name
+
+    def reopen_run(self, run_id: str) -> None:
+        """A resumed sweep's parent is RUNNING again until it ends."""
+        self.client.update_run(run_id, status="RUNNING")
+
+    def find_runs(self, experiment_id: str, tags: dict[str, str]) -> list[RunView]:
+        """Runs whose tags match, newest first."""
+        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs([experiment_id], filter_string=where, max_results=5000,
+                                       order_by=["attributes.start_time DESC"])
+        return [RunView(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags),
+                        dict(r.data.params), dict(r.data.metrics)) for r in runs]
+
+    def children(self, experiment_id: str, parent_id: str) -> list[RunView]:
+        return self.find_runs(experiment_id, {PARENT_TAG: parent_id})
+
+    def end_running_children(self, experiment_id: str, parent_id: str, status: str) -> list[str]:
+        """End every child of `parent_id` still RUNNING (a killed process's trial); their ids."""
+        stale = [c.run_id for c in self.children(experiment_id, parent_id) if c.status == "RUNNING"]
+        for run_id in stale:
+            self.end_run(run_id, status)
+        return stale
+
+    def find_experiment(self, name: str) -> str | None:
+        found = self.client.get_experiment_by_name(name)
+        return found.experiment_id if found is not None else None
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as read back from the store."""
+
+    run_id: str
+    name: str
+    status: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+
+def _probe_server(uri: str, timeout: float = 5.0) -> None:
+    """An unreachable server fails in seconds here, not after MLflow's minutes of HTTP retries."""
+    import socket
+
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise HarnessError(f"cannot reach tracking server {uri} ({reason})") from None
 
 
 def _first_line(exc: Exception) -> str:

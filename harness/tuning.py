@@ -16,9 +16,16 @@ import numpy as np
 from harness import plots
 from harness.callbacks import EpochLogger, KeepBestWeights
 from harness.config import SweepConfig
+from harness.errors import HarnessError
 from harness.seeding import seed_everything
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
+
+# keras-tuner prints a failed trial's traceback to the terminal when DEBUG is on (its default);
+# ours goes to the trial's run as traceback.txt, and the terminal gets one line per trial.
+from keras_tuner.src import config as _kt_config  # noqa: E402
+
+_kt_config.DEBUG = False
 
 
 class DefaultsFirst:
@@ -46,7 +53,8 @@ class HyperbandOracle(DefaultsFirst, kt.oracles.HyperbandOracle):
 
 
 def make_oracle(cfg: SweepConfig) -> kt.Oracle:
-    common = {"objective": OBJECTIVE, "seed": cfg.seed}
+    common = {"objective": OBJECTIVE, "seed": cfg.seed,
+              "max_consecutive_failed_trials": cfg.max_consecutive_failed_trials}
     if cfg.tuner == "bayesian":
         return BayesianOracle(max_trials=cfg.max_trials, **common)
     if cfg.tuner == "hyperband":
@@ -83,6 +91,12 @@ def trial_name(method: str, trial_id: str, values: dict[str, Any]) -> str:
 def public_values(values: dict[str, Any]) -> dict[str, Any]:
     """Hyperparameters a person chose between; keras-tuner's own `tuner/...` bookkeeping aside."""
     return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+
+def last_line(message: str | None) -> str:
+    """The exception line of a traceback."""
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
 
 
 def predictions_csv(files: list[str], labels: np.ndarray, probs: np.ndarray) -> str:
@@ -126,7 +140,8 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         logger = EpochLogger(lambda m, step: self.tracker.log_metrics(record.run_id, m, step),
                              self.reporter, epochs * phases)
         best = KeepBestWeights(model)
-        callbacks = [keras.callbacks.TerminateOnNaN(), logger, best]
+        # raise_error: a non-finite loss fails the trial at that batch, in either phase.
+        callbacks = [keras.callbacks.TerminateOnNaN(raise_error=True), logger, best]
         if phases == 2:
             self.tracker.log_params(record.run_id, {"phase2_first_step": epochs})
         self.hypermodel.fit(hp, model, data, callbacks=callbacks, epochs=epochs)
@@ -144,7 +159,28 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         record.status = "FINISHED" if ok else "FAILED"
         self.tracker.end_run(record.run_id, record.status)
         self.reporter.trial_ended(record)
-        super().on_trial_end(trial)
+        try:
+            super().on_trial_end(trial)
+        except RuntimeError as exc:  # the oracle's max_consecutive_failed_trials stop
+            if "consecutive failures" not in str(exc):
+                raise
+            n = self.oracle.max_consecutive_failed_trials
+            raise HarnessError(
+                f"sweep stopped: {n} trials in a row failed (max_consecutive_failed_trials = {n}); "
+                f"last error: {last_line(trial.message)}; each failed trial's run has traceback.txt"
+            ) from None
+
+    def restore_records(self, children) -> None:
+        """A resumed sweep's ended trials, from its child runs (the interrupted ones run again)."""
+        for run in reversed(children):  # oldest first: a trial's latest attempt wins
+            trial = self.oracle.trials.get(run.tags.get("trial_id", ""))
+            if trial is None or run.status not in ("FINISHED", "FAILED"):
+                continue
+            m = run.metrics
+            self.records[trial.trial_id] = TrialRecord(
+                trial.trial_id, run.run_id, run.name, public_values(trial.hyperparameters.values),
+                run.status, m.get("best_val_accuracy", math.nan), m.get("test_accuracy", math.nan),
+                int(m.get("best_epoch", -1)))
 
     # -- pieces ----------------------------------------------------------------
     def _evaluate(self, record, model, data, best, history, phase2_start) -> None:
