@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
 from harness.cli import app
 
 
+@pytest.mark.slow  # a second Python + TensorFlow start: ~40 s on 2 busy cores
 def test_the_same_sweep_command_twice_at_once_each_get_their_own_parent(tiny_data, store_uri, client, tmp_path):
     # The second command starts while the first one's sweep is live: it must neither resume it
     # nor mark its running trial KILLED, but run a sweep of its own beside it.
