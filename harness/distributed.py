@@ -166,8 +166,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     oracle.verbose = 0  # progress is ours (the reporter), not the oracle's printout
     chief = Chief(oracle, address, worker_timeout)
     name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
-    tags = {**_sweep_tags(cfg, dataset, prepared), "distributed": "true", "oracle_port": chief.port,
-            "oracle_host": address.rpartition(":")[0]}
+    tags = _sweep_tags(cfg, dataset, prepared)
     parent = tracker.start_run(experiment_id, name, tags)
     local, server = None, None
     try:
@@ -179,6 +178,9 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
                      parent_id=parent, fixed_params={}, reporter=reporter,
                      directory=str(tuner_dir(store)), project_name=parent, overwrite=True)  # fills the space
         chief.start()
+        # Workers look the parent up by these tags: set them once the sweep is ready to serve.
+        tags.update(distributed="true", oracle_port=str(chief.port), oracle_host=address.rpartition(":")[0])
+        tracker.set_tags(parent, tags)
         reporter.sweep_started(cfg, name)
         if workers:
             logs = tuner_dir(store) / parent / "logs"
