@@ -73,8 +73,8 @@ def _sweep_command(method: str):
             from harness.worker import run_worker, worker_id
 
             with RichReporter(err) as reporter:
-                done = run_worker(cfg, tracking_uri, _need(oracle), worker_id(), parent_run, connect_timeout,
-                                  reporter)
+                done = run_worker(cfg, tracking_uri, _worker_oracle(oracle, workers), worker_id(), parent_run,
+                                  connect_timeout, reporter)
             out.print(f"worker {done.tuner_id}: {done.trials} trials of parent run {done.parent_run_id}")
             return
         with RichReporter(err) as reporter:
@@ -93,7 +93,9 @@ def _sweep_command(method: str):
     return handled(command)
 
 
-def _need(oracle: Optional[str]) -> str:
+def _worker_oracle(oracle: Optional[str], workers: int) -> str:
+    if workers:
+        raise HarnessError("--workers is for the chief; a worker is one process")
     if not oracle:
         raise HarnessError("--role worker needs --oracle HOST:PORT (the chief's)")
     return oracle

@@ -170,13 +170,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     parent = tracker.start_run(experiment_id, name, tags)
     local, server = None, None
     try:
-        tracker.log_params(parent, {**_fixed_params(cfg), "max_trials": cfg.max_trials, "workers": workers})
-        tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
-        tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
-                                     "cache_hit": float(prepared.cache_hit)})
-        TrackedTuner(oracle, prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
-                     parent_id=parent, fixed_params={}, reporter=reporter,
-                     directory=str(tuner_dir(store)), project_name=parent, overwrite=True)  # fills the space
+        _open_parent(tracker, parent, cfg, prepared, workers, oracle, experiment_id)
         chief.start()
         # Workers look the parent up by these tags: set them once the sweep is ready to serve.
         tags.update(distributed="true", oracle_port=str(chief.port), oracle_host=address.rpartition(":")[0])
@@ -193,6 +187,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
         if local:
             local.wait(60)
         chief.stop()
+        _end_leftovers(tracker, parent)  # e.g. a worker lost for silence that never came back
         records, best = _record_best(tracker, parent, oracle, cfg.method)
         seconds = time.perf_counter() - start
         tracker.log_metrics(parent, {"sweep_seconds": seconds,
@@ -209,15 +204,31 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
                        prepared.cache_hit, prepared.extraction_seconds, tags)
 
 
+def _open_parent(tracker: Tracker, parent: str, cfg: SweepConfig, prepared, workers: int, oracle,
+                 experiment_id: str) -> None:
+    """The parent's params and config (workers run this config), and the oracle's search space."""
+    tracker.log_params(parent, {**_fixed_params(cfg), "max_trials": cfg.max_trials, "workers": workers})
+    tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
+    tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
+                                 "cache_hit": float(prepared.cache_hit)})
+    TrackedTuner(oracle, prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
+                 parent_id=parent, fixed_params={}, reporter=NullReporter(),  # builds the space, runs nothing
+                 directory=str(tuner_dir(tracker.store)), project_name=parent, overwrite=True)
+
+
 def _abort(tracker: Tracker, parent: str, chief: Chief, local: Workers | None, interrupted: bool) -> None:
     """Stop everything and leave nothing RUNNING: workers, their trials, the parent."""
     if local:
         local.stop()
     chief.stop()
+    _end_leftovers(tracker, parent)
+    tracker.end_run(parent, "KILLED" if interrupted else "FAILED")
+
+
+def _end_leftovers(tracker: Tracker, parent: str) -> None:
     for child in tracker.children(parent):
         if child.status == "RUNNING":
             tracker.end_run(child.run_id, "KILLED")
-    tracker.end_run(parent, "KILLED" if interrupted else "FAILED")
 
 
 def _record_best(tracker: Tracker, parent: str, oracle, method: str) -> tuple[list[TrialRecord], TrialRecord | None]:

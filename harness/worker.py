@@ -3,6 +3,7 @@ OracleClient over gRPC) and logs each as a child run of the chief's parent run."
 
 from __future__ import annotations
 
+import _thread
 import os
 import socket
 import threading
@@ -89,11 +90,16 @@ class WorkerTuner(TrackedTuner):
         self._beating.set()
         super().on_trial_end(trial)
 
+    chief_lost = None  # the gRPC error that showed the chief has gone
+
     def _heartbeat(self, trial_id: str, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
                 self.oracle.get_trial(trial_id)  # the chief notes who asked
-            except Exception:  # the main loop reports a lost chief; the beat just stops
+            except Exception as exc:  # no chief to report to: stop the trial now, not at its end
+                if not stop.is_set():
+                    self.chief_lost = exc
+                    _thread.interrupt_main()
                 return
 
 
@@ -151,10 +157,13 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     reporter.sweep_started(cfg, f"worker {tuner_id} of parent run {parent}")
     try:
         tuner.search(prepared.data, verbose=0)
-    except grpc.RpcError as exc:
+    except (grpc.RpcError, KeyboardInterrupt) as exc:
         _end_running(tracker, tuner)
-        raise HarnessError(f"worker {tuner_id}: lost the chief at {oracle} ({exc.code().name}); "
-                           f"it finished or died") from None
+        lost = exc if isinstance(exc, grpc.RpcError) else tuner.chief_lost
+        if lost is None:
+            raise
+        raise HarnessError(f"worker {tuner_id}: lost the chief at {oracle} ({lost.code().name}); "
+                           "it finished or died") from None
     except BaseException:
         _end_running(tracker, tuner)
         raise

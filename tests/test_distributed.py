@@ -254,3 +254,23 @@ def _running_child_with_pid(client, launcher, processes, timeout=300):
                     return run
         time.sleep(0.1)
     pytest.fail(f"no worker started a trial:\n{processes.log(launcher)}")
+
+
+@pytest.mark.slow
+def test_workers_exit_by_themselves_when_the_chief_dies(tiny_data, store_uri, processes):
+    from mlflow import MlflowClient
+
+    oracle = f"127.0.0.1:{_free_port()}"
+    args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--max-trials", "30", "--epochs", "4")
+    chief = processes.start("chief", *args, "--role", "chief", "--oracle", oracle)
+    worker = processes.start("worker", *args, "--role", "worker", "--oracle", oracle)
+    client = MlflowClient(tracking_uri=store_uri)
+    _running_child_with_pid(client, worker, processes)
+    chief.send_signal(signal.SIGKILL)
+    try:
+        code = worker.wait(180)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"worker still running 180s after the chief died:\n{processes.log(worker)}")
+    assert code == 2 and "lost the chief" in processes.log(worker), processes.log(worker)
+    _, children = runs_of(client, "tiny")
+    assert children and all(c.info.status in ("FINISHED", "KILLED") for c in children)
