@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import os
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     """Run trials handed out by the chief at `oracle` until it says stop."""
     import grpc
 
-    from harness.sweep import _fixed_params, prepare, tuner_dir
+    from harness.sweep import _fixed_params, prepare
 
     pin_from_env()
     host, port = parse_address(oracle)
@@ -148,11 +149,11 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     prepared = prepare(cfg, scan(cfg.data), reporter)
     os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host,
                       KERASTUNER_ORACLE_PORT=str(port))
+    scratch = tempfile.TemporaryDirectory(prefix="harness-worker-")  # the oracle's state is the chief's
     tuner = WorkerTuner(  # keras-tuner sees the env and wraps the oracle in its OracleClient
         make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker,
         experiment_id=tracker.run_experiment(parent), parent_id=parent, fixed_params=_fixed_params(cfg),
-        reporter=reporter, directory=str(tuner_dir(tracker.store) / parent / "workers"),
-        project_name=tuner_id, overwrite=True)
+        reporter=reporter, directory=scratch.name, project_name=tuner_id, overwrite=True)
     tuner.oracle.stub = _Deadlines(tuner.oracle.stub, connect_timeout)
     reporter.sweep_started(cfg, f"worker {tuner_id} of parent run {parent}")
     try:
@@ -167,6 +168,8 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     except BaseException:
         _end_running(tracker, tuner)
         raise
+    finally:
+        scratch.cleanup()
     return WorkerResult(tuner_id, parent, len(tuner.records))
 
 
