@@ -61,23 +61,52 @@ def _sweep_command(method: str):
         resume: bool = typer.Option(False, "--resume", help="Continue the interrupted sweep of this "
                                     "configuration; an error if there is none."),
         fresh: bool = typer.Option(False, "--fresh", help="Start a new sweep even if one was interrupted."),
+        workers: int = typer.Option(0, help="Run the sweep on N local worker processes (plus a chief)."),
+        role: Optional[str] = typer.Option(None, help="chief | worker: one part of a sweep over machines."),
+        oracle: Optional[str] = typer.Option(None, help="HOST:PORT of the chief's oracle (--role)."),
+        parent_run: Optional[str] = typer.Option(None, "--parent-run", help="Worker: the chief's parent run id."),
+        connect_timeout: float = typer.Option(600.0, "--connect-timeout",
+                                              help="Worker: seconds to wait for the chief."),
     ):
         from harness import config as config_mod
         from harness.progress import RichReporter
         from harness.summary import sweep_table
-        from harness.sweep import run_sweep
 
         overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
         if resume and fresh:
             raise HarnessError("--resume and --fresh exclude each other")
         cfg = config_mod.load(config, method, overrides)
+        if role == "worker":
+            from harness.worker import run_worker, worker_id
+
+            with RichReporter(err) as reporter:
+                done = run_worker(cfg, tracking_uri, _worker_oracle(oracle, workers), worker_id(), parent_run,
+                                  connect_timeout, reporter)
+            out.print(f"worker {done.tuner_id}: {done.trials} trials of parent run {done.parent_run_id}")
+            return
         with RichReporter(err) as reporter:
-            result = run_sweep(cfg, tracking_uri, reporter, "resume" if resume else "fresh" if fresh else "auto")
+            if role is None and not workers and oracle is None:
+                from harness.sweep import run_sweep
+
+                result = run_sweep(cfg, tracking_uri, reporter, "resume" if resume else "fresh" if fresh else "auto")
+            else:
+                from harness.distributed import chief_address, run_chief
+
+                result = run_chief(cfg, tracking_uri, chief_address(role, oracle, workers), workers,
+                                   str(config.resolve()), reporter)
         out.print(sweep_table(result))
 
     command.__doc__ = f"Sweep the {method} method's hyperparameters with KerasTuner."
     return handled(command)
+
+
+def _worker_oracle(oracle: Optional[str], workers: int) -> str:
+    if workers:
+        raise HarnessError("--workers is for the chief; a worker is one process")
+    if not oracle:
+        raise HarnessError("--role worker needs --oracle HOST:PORT (the chief's)")
+    return oracle
 
 
 for _method in ("feature-extraction", "fine-tune"):
@@ -142,6 +171,24 @@ def ui(
     store = resolve_store(tracking_uri)
     err.print(f"MLflow UI for {store.uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)")
     sys.exit(serve_ui(store, port))
+
+
+@app.command()
+@handled
+def server(
+    port: int = typer.Option(5000, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 for other machines."),
+    backend_store_uri: Optional[str] = typer.Option(
+        None, "--backend-store-uri", help="SQLAlchemy URI (default: the project's sqlite store)."),
+    artifacts_destination: Optional[str] = typer.Option(
+        None, "--artifacts-destination", help="Where the server keeps uploaded artifacts."),
+):
+    """Start an MLflow tracking server (runs and artifacts) for sweeps across processes or machines."""
+    from harness.tracking import resolve_store, serve, server_for
+
+    store = resolve_store(backend_store_uri)
+    err.print(f"MLflow tracking server for {store.uri} at http://{host}:{port}  (Ctrl-C stops it)")
+    sys.exit(serve(server_for(store, host, port, artifacts_destination)))
 
 
 @cache_app.command("ls")

@@ -14,6 +14,7 @@ class NullReporter:
     def trial_started(self, number: int, total: int, name: str) -> None: ...
     def epoch_ended(self, epoch: int, total: int, logs: dict) -> None: ...
     def trial_ended(self, record) -> None: ...
+    def workers_changed(self, workers: list, done: int, total: int) -> None: ...
 
 
 class RichReporter(NullReporter):
@@ -25,6 +26,7 @@ class RichReporter(NullReporter):
                                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                                  console=self.console, transient=True)
         self.trials = self.epochs = None
+        self.worker_rows: dict[str, int] = {}
 
     def __enter__(self):
         self.progress.start()
@@ -51,7 +53,21 @@ class RichReporter(NullReporter):
         self.progress.update(self.epochs, completed=epoch, total=total, info=info)
 
     def trial_ended(self, record):
-        self.progress.advance(self.trials)
+        if not self.worker_rows:
+            self.progress.advance(self.trials)
         colour = "green" if record.status == "FINISHED" else "red"
         self.console.print(f"[{colour}]{record.status:<8}[/] {record.name}  "
-                           f"val_accuracy={record.val_accuracy:.3f}  test_accuracy={record.test_accuracy:.3f}")
+                           f"val_accuracy={record.val_accuracy:.3f}" +
+                           ("" if record.test_accuracy != record.test_accuracy else
+                            f"  test_accuracy={record.test_accuracy:.3f}"))
+
+    def workers_changed(self, workers, done, total):
+        """Distributed sweeps: one row per worker (its trial, or idle/done/lost), trials done."""
+        self.progress.update(self.trials, description=f"trials {done}/{total}", completed=done, info="")
+        for w in workers:
+            if w.tuner_id not in self.worker_rows:
+                self.worker_rows[w.tuner_id] = self.progress.add_task(f"  {w.tuner_id}", total=None, info="")
+            info = f"trial #{int(w.trial_id) + 1}" if w.state == "running" else w.state
+            if w.state == "lost" and w.trial_id is not None:
+                info = f"lost (trial #{int(w.trial_id) + 1} queued again)"
+            self.progress.update(self.worker_rows[w.tuner_id], info=info)

@@ -214,7 +214,7 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
                 make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
                 parent_id=parent, fixed_params=_fixed_params(cfg, prepared.precision), reporter=reporter,
                 directory=str(tuner_dir(store)), project_name=parent, overwrite=False)
-        tuner.restore_records(tracker.children(experiment_id, parent))
+        tuner.restore_records(tracker.children(parent, experiment_id))
         reporter.sweep_started(cfg, tracker.run_name(parent))
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)

@@ -142,12 +142,16 @@ class Tracker:
         return [RunView(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags),
                         dict(r.data.params), dict(r.data.metrics)) for r in runs]
 
-    def children(self, experiment_id: str, parent_id: str) -> list[RunView]:
-        return self.find_runs(experiment_id, {PARENT_TAG: parent_id})
+    def children(self, parent_id: str, experiment_id: str | None = None) -> list[RunView]:
+        """Every child run of `parent_id`, as the store has them now."""
+        return self.find_runs(experiment_id or self.run_experiment(parent_id), {PARENT_TAG: parent_id})
 
-    def end_running_children(self, experiment_id: str, parent_id: str, status: str) -> list[str]:
-        """End every child of `parent_id` still RUNNING (a killed process's trial); their ids."""
-        stale = [c.run_id for c in self.children(experiment_id, parent_id) if c.status == "RUNNING"]
+    def end_running_children(self, experiment_id: str, parent_id: str, status: str,
+                             trial_id: str | None = None) -> list[str]:
+        """End the children of `parent_id` still RUNNING (a killed process's trial; only
+        `trial_id`'s when given); returns their ids."""
+        stale = [c.run_id for c in self.children(parent_id, experiment_id) if c.status == "RUNNING"
+                 and (trial_id is None or c.tags.get("trial_id") == trial_id)]
         for run_id in stale:
             self.end_run(run_id, status)
         return stale
@@ -155,6 +159,30 @@ class Tracker:
     def find_experiment(self, name: str) -> str | None:
         found = self.client.get_experiment_by_name(name)
         return found.experiment_id if found is not None else None
+
+    # -- distributed sweeps: workers find the chief's parent run and read it back ----------
+    def find_distributed_sweeps(self, experiment: str, oracle_port: int) -> list[str]:
+        """RUNNING parent runs of distributed sweeps whose chief serves on `oracle_port`."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        runs = self.client.search_runs(
+            [found.experiment_id], max_results=10,
+            filter_string=f"tags.distributed = 'true' and tags.oracle_port = '{oracle_port}' "
+                          "and attributes.status = 'RUNNING'")
+        return [r.info.run_id for r in runs]
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
+
+    def run_experiment(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.experiment_id
+
+    def load_json(self, run_id: str, name: str) -> dict:
+        try:
+            return _load_json_artifact(self.client, run_id, name)
+        except Exception as exc:
+            raise HarnessError(f"run {run_id}: cannot read {name} ({_first_line(exc)})") from None
 
 
 @dataclass(frozen=True)
@@ -184,20 +212,72 @@ def _probe_server(uri: str, timeout: float = 5.0) -> None:
         raise HarnessError(f"cannot reach tracking server {uri} ({reason})") from None
 
 
+def _load_json_artifact(client, run_id: str, name: str) -> dict:
+    import json
+
+    return json.loads(Path(client.download_artifacts(run_id, name)).read_text())
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def serve_ui(store: Store, port: int) -> int:
-    """Run MLflow's own server (the UI) on loopback until interrupted; returns its exit code."""
+def server_command(backend_store_uri: str, host: str, port: int, artifacts_destination: str | None = None,
+                   default_artifact_root: str | None = None, workers: int | None = None) -> list[str]:
+    """`mlflow server` on `host:port`; with an artifacts destination it proxies artifact uploads,
+    so clients on other machines need no access to the server's disk."""
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+           "--host", host, "--port", str(port)]
+    if artifacts_destination:
+        cmd += ["--serve-artifacts", "--artifacts-destination", artifacts_destination]
+    if default_artifact_root:
+        cmd += ["--default-artifact-root", default_artifact_root]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    return cmd
+
+
+def serve(cmd: list[str]) -> int:
+    """Run an MLflow server command in the foreground until interrupted; returns its exit code."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store.uri,
-           "--host", "127.0.0.1", "--port", str(port)]
-    if store.artifact_root:
-        cmd += ["--default-artifact-root", store.artifact_root]
     try:
         return subprocess.call(cmd)
     except KeyboardInterrupt:
         return 0
+
+
+def serve_ui(store: Store, port: int) -> int:
+    """Run MLflow's own server (the UI) on loopback until interrupted; returns its exit code."""
+    return serve(server_command(store.uri, "127.0.0.1", port, default_artifact_root=store.artifact_root))
+
+
+def server_for(store: Store, host: str, port: int, artifacts_destination: str | None) -> list[str]:
+    """`harness server`: a tracking server for `store`; artifacts beside a local sqlite store."""
+    if artifacts_destination is None and store.local_dir is not None:
+        artifacts_destination = str(store.local_dir / "artifacts")
+    return server_command(store.uri, host, port, artifacts_destination=artifacts_destination)
+
+
+def start_background_server(store: Store, port: int, log_path: Path):
+    """A private loopback server over a local store, so concurrent workers never write to one
+    sqlite file at once. Artifacts keep the store's own location. Returns (process, uri)."""
+    import subprocess
+    import urllib.request
+
+    cmd = server_command(store.uri, "127.0.0.1", port, default_artifact_root=store.artifact_root, workers=1)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise HarnessError(f"the MLflow server for {store.uri} exited; see {log_path}")
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).read()
+            return proc, uri
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise HarnessError(f"the MLflow server for {store.uri} did not start in 120s; see {log_path}")
