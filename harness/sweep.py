@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import backbones, features
+from harness import backbones, features, winner
 from harness.config import SweepConfig
 from harness.data import DataSet, image_dataset, scan
 from harness.methods import METHODS, TrialData
@@ -44,6 +44,7 @@ class Prepared:
     cache_hit: bool
     extraction_seconds: float
     cache_path: str
+    frozen: Any = None  # images -> the trained part's input; None when trials train on images
 
 
 def _extractor(base, spec, cfg: SweepConfig):
@@ -91,7 +92,8 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
         progress=reporter.extracting)
     arrays = {layer: {s: feats.get(layer, s) for s in dataset.splits} for layer in features.LAYERS}
     data = TrialData(labels, files, cfg.batch_size, arrays=arrays)
-    return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path))
+    return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path),
+                    frozen=_frozen_on_images(below, mode, cfg, cfg.method, base))
 
 
 def _fixed_params(cfg: SweepConfig) -> dict[str, Any]:
@@ -144,6 +146,8 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None) 
         reporter.sweep_started(cfg, name)
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
+        if best is not None:
+            winner.log_winner(tracker, parent, best, tuner, prepared.frozen, cfg.image_size)
         seconds = time.perf_counter() - start
         tracker.log_metrics(parent, {"sweep_seconds": seconds, "trials_finished": sum(
             r.status == "FINISHED" for r in tuner.records.values())})
