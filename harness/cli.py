@@ -191,6 +191,37 @@ def server(
     sys.exit(serve(server_for(store, host, port, artifacts_destination)))
 
 
+@app.command()
+@handled
+def compare(
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default: that of the latest sweep)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    repeats: int = typer.Option(0, "--repeats", help="Retrain each best configuration with K more seeds."),
+):
+    """Compare the latest sweep of each method: test accuracy with 95% CI, difference, McNemar."""
+    from harness.compare import run_compare
+    from harness.summary import comparison_table
+
+    result = run_compare(tracking_uri, experiment, repeats)
+    out.print(comparison_table(result))
+
+
+@app.command()
+@handled
+def predict(
+    photos: list[str] = typer.Argument(..., help="Photo files."),
+    run: Optional[str] = typer.Option(None, "--run", help="A sweep's or trial's run id (default: latest sweep)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+):
+    """Print P(dog) and the predicted class of each photo with a sweep's best model."""
+    from harness.predict import predict as run_predict
+
+    uri, predictions = run_predict(photos, run, tracking_uri)
+    err.print(f"model {uri}")
+    for p in predictions:
+        typer.echo(f"{p.path}\t{p.prob_dog:.3f}\t{p.label}")  # tab-separated, for scripts too
+
+
 @cache_app.command("ls")
 @handled
 def cache_ls():

@@ -1,4 +1,4 @@
-"""Figures: the tutorial's two-panel training curves."""
+"""Figures: the tutorial's two-panel training curves, and the two methods side by side."""
 
 from __future__ import annotations
 
@@ -20,6 +20,38 @@ def curves(history: dict[str, list[float]], title: str, phase2_start: int | None
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def comparison(methods: dict, title: str):
+    """Left: test accuracy with its 95% CI per method (and retrained seeds, if any);
+    right: validation accuracy per epoch of each method's best trial.
+
+    `methods` maps a label to an object with test_accuracy, ci_low, ci_high, repeats, val_curve.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 3]})
+    for i, (label, r) in enumerate(methods.items()):
+        color = f"C{i}"
+        err = [[max(0.0, r.test_accuracy - r.ci_low)], [max(0.0, r.ci_high - r.test_accuracy)]]
+        left.errorbar([i], [r.test_accuracy], yerr=err, fmt="o", color=color, capsize=8, ms=8,
+                      label="best trial, 95% Wilson CI" if i == 0 else None)
+        if r.repeats:
+            left.plot([i + 0.2] * len(r.repeats), r.repeats, "x", color="black", ms=7,
+                      label="retrained with other seeds (mean ± sd)" if i == 0 else None)
+            if len(r.repeats) > 1:
+                left.errorbar([i + 0.2], [r.repeat_mean], yerr=[r.repeat_sd], fmt="_", color="black", capsize=5)
+        right.plot(range(1, len(r.val_curve) + 1), r.val_curve, "o-", ms=3, color=color, label=label)
+    left.set_xticks(range(len(methods)), list(methods))
+    left.set_xlim(-0.6, len(methods) - 0.4)
+    left.set_ylabel("test accuracy")
+    left.set_title("test accuracy")
+    left.legend(fontsize=8, loc="best")
+    right.set_xlabel("epoch (fine-tune: both phases)")
+    right.set_ylabel("validation accuracy")
+    right.set_title("best trials: validation accuracy per epoch")
+    right.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

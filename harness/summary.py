@@ -1,9 +1,10 @@
-"""What the CLI shows at the end of a sweep: one screen, built as rich renderables."""
+"""What the CLI shows at the end of a sweep or a comparison: rich renderables."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
+from harness.compare import Comparison, rows, verdict
 from harness.sweep import SweepResult
 
 
@@ -28,4 +29,14 @@ def sweep_table(result: SweepResult) -> Table:
                       _fmt(r.val_accuracy), _fmt(r.test_accuracy))
     table.caption = ("★ best by validation accuracy (test accuracy is reported, never used to choose); "
                      f"parent run {result.parent_run_id}")
+    return table
+
+
+def comparison_table(comp: Comparison) -> Table:
+    table = Table(title=f"feature extraction vs fine-tuning · experiment {comp.experiment!r}")
+    for col in ("", "feature extraction", "fine-tuning"):
+        table.add_column(col)
+    for row in rows(comp):
+        table.add_row(*row)
+    table.caption = f"{verdict(comp)}\nlogged as run {comp.run_id} (kind=comparison)"
     return table

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import backbones, features, hardware
+from harness import backbones, features, hardware, winner
 from harness.config import SweepConfig
 from harness.data import DataSet, image_dataset, scan
 from harness.methods import METHODS, TrialData
@@ -49,6 +49,7 @@ class Prepared:
     extraction_seconds: float
     cache_path: str
     precision: str
+    frozen: Any = None  # images -> the trained part's input (for the winner's image network)
 
 
 @dataclass
@@ -119,7 +120,7 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
     arrays = {layer: {s: feats.get(layer, s) for s in dataset.splits} for layer in features.LAYERS}
     data = TrialData(labels, files, cfg.batch_size, arrays=arrays)
     return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path),
-                    net.precision)
+                    net.precision, frozen=net.full if fe else net.below)
 
 
 def _fixed_params(cfg: SweepConfig, precision: str) -> dict[str, Any]:
@@ -218,6 +219,8 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
         reporter.sweep_started(cfg, tracker.run_name(parent))
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
+        if best is not None:
+            winner.log_winner(tracker, parent, best, tuner, prepared.frozen, cfg.image_size)
         seconds = time.perf_counter() - start
         tracker.log_metrics(parent, {"sweep_seconds": seconds, "trials_finished": sum(
             r.status == "FINISHED" for r in tuner.records.values())})

@@ -6,6 +6,7 @@ import logging
 import sys
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,31 @@ def resolve_store(tracking_uri: str | None) -> Store:
     except OSError as exc:
         raise HarnessError(f"tracking store {db.parent} is not writable ({exc.strerror})") from None
     return Store(f"sqlite:///{db}", (db.parent / "artifacts").as_uri())
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as the rest of the harness reads it back (no MLflow types outside this module)."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+    @property
+    def seconds(self) -> float:
+        return ((self.end_time or self.start_time) - self.start_time) / 1000.0
+
+
+def _view(run) -> RunView:
+    info, data = run.info, run.data
+    return RunView(info.run_id, info.experiment_id, info.run_name, info.status, info.start_time,
+                   info.end_time, dict(data.tags), dict(data.params), dict(data.metrics))
 
 
 class Tracker:
@@ -139,8 +165,7 @@ class Tracker:
         where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
         runs = self.client.search_runs([experiment_id], filter_string=where, max_results=5000,
                                        order_by=["attributes.start_time DESC"])
-        return [RunView(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags),
-                        dict(r.data.params), dict(r.data.metrics)) for r in runs]
+        return [_view(r) for r in runs]
 
     def children(self, parent_id: str, experiment_id: str | None = None) -> list[RunView]:
         """Every child run of `parent_id`, as the store has them now."""
@@ -184,17 +209,52 @@ class Tracker:
         except Exception as exc:
             raise HarnessError(f"run {run_id}: cannot read {name} ({_first_line(exc)})") from None
 
+    # -- reading back ------------------------------------------------------------
+    def experiment_name(self, experiment_id: str) -> str:
+        return self.client.get_experiment(experiment_id).name
 
-@dataclass(frozen=True)
-class RunView:
-    """One run as read back from the store."""
+    def search(self, experiment_ids: list[str] | None, filter_string: str = "") -> list[RunView]:
+        """Runs matching an MLflow filter, newest first; all experiments when ids is None."""
+        if experiment_ids is None:
+            experiment_ids = [e.experiment_id for e in self.client.search_experiments()]
+        runs = self.client.search_runs(experiment_ids, filter_string, order_by=["attributes.start_time DESC"],
+                                       max_results=5000)
+        return [_view(r) for r in runs]
 
-    run_id: str
-    name: str
-    status: str
-    tags: dict[str, str]
-    params: dict[str, str]
-    metrics: dict[str, float]
+    def get(self, run_id: str) -> RunView:
+        try:
+            return _view(self.client.get_run(run_id))
+        except Exception:
+            raise HarnessError(f"run {run_id} not found in {self.store.uri}") from None
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    def read_text(self, run_id: str, path: str) -> str:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, path, tmp)
+            except Exception:
+                raise HarnessError(f"run {run_id} has no artifact {path}") from None
+            return Path(local).read_text()
+
+    def log_keras_model(self, run_id: str, model, example, prediction) -> str:
+        """Log a Keras 3 model (MLflow's keras flavor) with a signature on `run_id`; returns its URI."""
+        import mlflow
+        from mlflow.models import Model, infer_signature
+
+        # Model.log takes an explicit run id; it places the logged model in the active
+        # experiment, so point that at the run's experiment first.
+        mlflow.set_tracking_uri(self.store.uri)
+        mlflow.set_experiment(experiment_id=self.client.get_run(run_id).info.experiment_id)
+        info = Model.log(artifact_path=None, name="model", flavor=mlflow.keras, model=model, run_id=run_id,
+                         signature=infer_signature(example, prediction),
+                         # explicit requirements: MLflow would otherwise load the model in a
+                         # subprocess to infer them, which costs as much as a short trial
+                         pip_requirements=mlflow.keras.get_default_pip_requirements())
+        return info.model_uri
 
 
 def _probe_server(uri: str, timeout: float = 5.0) -> None:
@@ -216,6 +276,19 @@ def _load_json_artifact(client, run_id: str, name: str) -> dict:
     import json
 
     return json.loads(Path(client.download_artifacts(run_id, name)).read_text())
+
+
+def load_keras_model(uri: str, store: Store):
+    """A model logged with log_keras_model, as a Keras model."""
+    import mlflow
+
+    mlflow.set_tracking_uri(store.uri)
+    try:
+        with warnings.catch_warnings():  # the trained head's optimizer state is not needed to predict
+            warnings.simplefilter("ignore")
+            return mlflow.keras.load_model(uri)
+    except Exception as exc:
+        raise HarnessError(f"cannot load model {uri}: {_first_line(exc)}") from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -250,7 +323,8 @@ def serve(cmd: list[str]) -> int:
 
 def serve_ui(store: Store, port: int) -> int:
     """Run MLflow's own server (the UI) on loopback until interrupted; returns its exit code."""
-    return serve(server_command(store.uri, "127.0.0.1", port, default_artifact_root=store.artifact_root))
+    return serve(server_command(store.uri, "127.0.0.1", port, default_artifact_root=store.artifact_root,
+                                workers=1))  # one person, one worker: starts in seconds, not a minute
 
 
 def server_for(store: Store, host: str, port: int, artifacts_destination: str | None) -> list[str]:

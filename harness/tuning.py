@@ -13,7 +13,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from harness import plots
+from harness import plots, winner
 from harness.callbacks import EpochLogger, KeepBestWeights
 from harness.config import SweepConfig
 from harness.errors import HarnessError
@@ -148,6 +148,7 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         if best.best_weights is None:
             raise RuntimeError("no epoch produced a finite val_accuracy")
         best.restore()
+        self.save_model(trial.trial_id, model)
         self._evaluate(record, model, data, best, logger.history, epochs if phases == 2 else None)
         return {k: v for k, v in best.best_logs.items() if k in ("val_accuracy", "val_loss", "loss", "accuracy")}
 
@@ -201,7 +202,8 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         plots.close(fig)
 
     def save_model(self, trial_id, model, step=0):
-        pass  # the trial's run holds its results; the whole network is logged for the winner only
+        # Kept on disk until the sweep's winner is known; see harness.winner.
+        winner.save_trained(self.get_trial_dir(trial_id), model)
 
     def load_model(self, trial):
         raise NotImplementedError("models are read back from MLflow, not from the tuner folder")
