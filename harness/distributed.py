@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.oracle_service import WORKER_TIMEOUT, Chief
 from harness.progress import NullReporter
 from harness.seeding import seed_everything
-from harness.sweep import SweepResult, _fixed_params, _sweep_tags, prepare, tuner_dir
+from harness.sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir
 from harness.tracking import Tracker, resolve_store, start_background_server
 from harness.tuning import TrackedTuner, TrialRecord, make_oracle, public_values, trial_name
 
@@ -166,7 +166,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     oracle.verbose = 0  # progress is ours (the reporter), not the oracle's printout
     chief = Chief(oracle, address, worker_timeout)
     name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
-    tags = _sweep_tags(cfg, dataset, prepared)
+    tags = sweep_tags(cfg, dataset, prepared)
     parent = tracker.start_run(experiment_id, name, tags)
     local, server = None, None
     try:
@@ -207,7 +207,8 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
 def _open_parent(tracker: Tracker, parent: str, cfg: SweepConfig, prepared, workers: int, oracle,
                  experiment_id: str) -> None:
     """The parent's params and config (workers run this config), and the oracle's search space."""
-    tracker.log_params(parent, {**_fixed_params(cfg), "max_trials": cfg.max_trials, "workers": workers})
+    tracker.log_params(parent, {**fixed_params_of(cfg, prepared.precision), "max_trials": cfg.max_trials,
+                                "workers": workers})
     tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
     tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
                                  "cache_hit": float(prepared.cache_hit)})

@@ -123,7 +123,7 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
                     net.precision, frozen=net.full if fe else net.below)
 
 
-def _fixed_params(cfg: SweepConfig, precision: str) -> dict[str, Any]:
+def fixed_params_of(cfg: SweepConfig, precision: str) -> dict[str, Any]:
     keys = ("backbone", "weights", "image_size", "epochs", "batch_size", "preprocessing", "augment",
             "tuner", "seed")
     params = {k: getattr(cfg, k) for k in keys}
@@ -134,7 +134,7 @@ def _fixed_params(cfg: SweepConfig, precision: str) -> dict[str, Any]:
     return params
 
 
-def _sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[str, str]:
+def sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[str, str]:
     return {"method": cfg.method, "backbone": cfg.backbone, "weights": cfg.weights, "tuner": cfg.tuner,
             "seed": str(cfg.seed), "data_dir": str(dataset.root.resolve()),
             "data_fingerprint": dataset.fingerprint, "sweep": "true",
@@ -170,7 +170,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter, use_cache)
     experiment_id = tracker.experiment_id(cfg.experiment_name)
-    tags = {**_sweep_tags(cfg, dataset, prepared), "sweep_key": key}
+    tags = {**sweep_tags(cfg, dataset, prepared), "sweep_key": key}
     claimed = claim(tracker, cfg.experiment_name, key, tuner_dir(store), resume)
     try:
         with signals_interrupt():
@@ -196,7 +196,7 @@ def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig
             tracker.reopen_run(parent)
             tracker.set_tags(parent, tags)
             return parent
-        tracker.log_params(parent, {**_fixed_params(cfg, prepared.precision), "max_trials": cfg.max_trials})
+        tracker.log_params(parent, {**fixed_params_of(cfg, prepared.precision), "max_trials": cfg.max_trials})
         tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
         tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
                                      "cache_hit": float(prepared.cache_hit)})
@@ -213,7 +213,7 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
         with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner" line
             tuner = TrackedTuner(
                 make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
-                parent_id=parent, fixed_params=_fixed_params(cfg, prepared.precision), reporter=reporter,
+                parent_id=parent, fixed_params=fixed_params_of(cfg, prepared.precision), reporter=reporter,
                 directory=str(tuner_dir(store)), project_name=parent, overwrite=False)
         tuner.restore_records(tracker.children(parent, experiment_id))
         reporter.sweep_started(cfg, tracker.run_name(parent))

@@ -137,7 +137,7 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     """Run trials handed out by the chief at `oracle` until it says stop."""
     import grpc
 
-    from harness.sweep import _fixed_params, prepare
+    from harness.sweep import fixed_params_of, prepare
 
     pin_from_env()
     host, port = parse_address(oracle)
@@ -152,7 +152,8 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     scratch = tempfile.TemporaryDirectory(prefix="harness-worker-")  # the oracle's state is the chief's
     tuner = WorkerTuner(  # keras-tuner sees the env and wraps the oracle in its OracleClient
         make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker,
-        experiment_id=tracker.run_experiment(parent), parent_id=parent, fixed_params=_fixed_params(cfg),
+        experiment_id=tracker.run_experiment(parent), parent_id=parent,
+        fixed_params=fixed_params_of(cfg, prepared.precision),
         reporter=reporter, directory=scratch.name, project_name=tuner_id, overwrite=True)
     tuner.oracle.stub = _Deadlines(tuner.oracle.stub, connect_timeout)
     reporter.sweep_started(cfg, f"worker {tuner_id} of parent run {parent}")
