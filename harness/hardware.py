@@ -28,11 +28,12 @@ def gpu_has_bf16() -> bool:
     return False
 
 
-def resolve_precision(precision: str) -> str:
-    """'auto' becomes bfloat16 where the hardware computes it natively, else float32."""
+def resolve_precision(precision: str, faster_in_bf16: bool = True) -> str:
+    """'auto' becomes bfloat16 for a backbone that gains from it on hardware that computes it
+    natively, else float32."""
     if precision != "auto":
         return precision
-    return "bfloat16" if gpu_has_bf16() or cpu_has_bf16() else "float32"
+    return "bfloat16" if faster_in_bf16 and (gpu_has_bf16() or cpu_has_bf16()) else "float32"
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ def comparison(methods: dict, title: str):
     left.set_xlim(-0.6, len(methods) - 0.4)
     left.set_ylabel("test accuracy")
     left.set_title("test accuracy")
-    left.legend(fontsize=8, loc="best")
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)  # below the axes: never over a point
     right.set_xlabel("epoch (fine-tune: both phases)")
     right.set_ylabel("validation accuracy")
     right.set_title("best trials: validation accuracy per epoch")

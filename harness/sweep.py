@@ -70,7 +70,7 @@ def build_network(cfg: SweepConfig) -> Network:
     import keras
 
     spec = backbones.get_spec(cfg.backbone)
-    precision = hardware.resolve_precision(cfg.precision)
+    precision = hardware.resolve_precision(cfg.precision, spec.faster_in_bf16)
     mode = backbones.preprocessing_mode(spec, cfg.preprocessing)
     with hardware.dtype_policy(precision):
         base = backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha)
