@@ -243,10 +243,7 @@ def _record_best(tracker: Tracker, parent: str, oracle, method: str) -> tuple[li
         if child is None:
             records.append(TrialRecord(trial_id, "", trial_name(method, trial_id, values), values, "FAILED"))
             continue
-        m = child.metrics
-        records.append(TrialRecord(trial_id, child.run_id, child.name, values, "FINISHED",
-                                   m.get("best_val_accuracy", math.nan), m.get("test_accuracy", math.nan),
-                                   int(m.get("best_epoch", -1))))
+        records.append(TrialRecord.from_run(trial_id, child, values))
     best_trials = oracle.get_best_trials(1)
     best = next((r for r in records if best_trials and r.trial_id == best_trials[0].trial_id and r.run_id), None)
     if best is not None:

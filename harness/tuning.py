@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -75,8 +74,13 @@ class TrialRecord:
     val_accuracy: float = math.nan
     test_accuracy: float = math.nan
     best_epoch: int = -1
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_run(cls, trial_id: str, run, values: dict[str, Any]) -> "TrialRecord":
+        """A trial as its finished (or failed) child run in the store tells it."""
+        m = run.metrics
+        return cls(trial_id, run.run_id, run.name, values, run.status, m.get("best_val_accuracy", math.nan),
+                   m.get("test_accuracy", math.nan), int(m.get("best_epoch", -1)))
 
 
 def trial_name(method: str, trial_id: str, values: dict[str, Any]) -> str:
@@ -177,11 +181,8 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
             trial = self.oracle.trials.get(run.tags.get("trial_id", ""))
             if trial is None or run.status not in ("FINISHED", "FAILED"):
                 continue
-            m = run.metrics
-            self.records[trial.trial_id] = TrialRecord(
-                trial.trial_id, run.run_id, run.name, public_values(trial.hyperparameters.values),
-                run.status, m.get("best_val_accuracy", math.nan), m.get("test_accuracy", math.nan),
-                int(m.get("best_epoch", -1)))
+            self.records[trial.trial_id] = TrialRecord.from_run(
+                trial.trial_id, run, public_values(trial.hyperparameters.values))
 
     # -- pieces ----------------------------------------------------------------
     def _evaluate(self, record, model, data, best, history, phase2_start) -> None:
