@@ -69,44 +69,20 @@ def _sweep_command(method: str):
                                               help="Worker: seconds to wait for the chief."),
     ):
         from harness import config as config_mod
+        from harness.launch import Launch, launch
         from harness.progress import RichReporter
-        from harness.summary import sweep_table
+        from harness.summary import result_view
 
         overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
-        if resume and fresh:
-            raise HarnessError("--resume and --fresh exclude each other")
+        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, str(config.resolve()))
         cfg = config_mod.load(config, method, overrides)
-        if role == "worker":
-            from harness.worker import run_worker, worker_id
-
-            with RichReporter(err) as reporter:
-                done = run_worker(cfg, tracking_uri, _worker_oracle(oracle, workers), worker_id(), parent_run,
-                                  connect_timeout, reporter)
-            out.print(f"worker {done.tuner_id}: {done.trials} trials of parent run {done.parent_run_id}")
-            return
         with RichReporter(err) as reporter:
-            if role is None and not workers and oracle is None:
-                from harness.sweep import run_sweep
-
-                result = run_sweep(cfg, tracking_uri, reporter, "resume" if resume else "fresh" if fresh else "auto")
-            else:
-                from harness.distributed import chief_address, run_chief
-
-                result = run_chief(cfg, tracking_uri, chief_address(role, oracle, workers), workers,
-                                   str(config.resolve()), reporter)
-        out.print(sweep_table(result))
+            result = launch(cfg, tracking_uri, how, reporter)
+        out.print(result_view(result))
 
     command.__doc__ = f"Sweep the {method} method's hyperparameters with KerasTuner."
     return handled(command)
-
-
-def _worker_oracle(oracle: Optional[str], workers: int) -> str:
-    if workers:
-        raise HarnessError("--workers is for the chief; a worker is one process")
-    if not oracle:
-        raise HarnessError("--role worker needs --oracle HOST:PORT (the chief's)")
-    return oracle
 
 
 for _method in ("feature-extraction", "fine-tune"):

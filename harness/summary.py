@@ -32,6 +32,13 @@ def sweep_table(result: SweepResult) -> Table:
     return table
 
 
+def result_view(result):
+    """A finished sweep's table, or one line for a worker's share of a sweep."""
+    if isinstance(result, SweepResult):
+        return sweep_table(result)
+    return f"worker {result.tuner_id}: {result.trials} trials of parent run {result.parent_run_id}"
+
+
 def comparison_table(comp: Comparison) -> Table:
     table = Table(title=f"feature extraction vs fine-tuning · experiment {comp.experiment!r}")
     for col in ("", "feature extraction", "fine-tuning"):

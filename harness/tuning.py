@@ -188,9 +188,9 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
     def _evaluate(self, record, model, data, best, history, phase2_start) -> None:
         """Test the restored best-epoch weights; log test metrics, predictions and curves."""
         layer = "top" if self.cfg.method == "feature-extraction" else "cut"
-        args = data.fit_args(layer, "test")
-        loss, acc = model.evaluate(**args, verbose=0)
-        probs = model.predict(args["x"], verbose=0, **({} if data.uses_images else {"batch_size": data.batch_size}))
+        test = data.dataset(layer, "test")
+        loss, acc = model.evaluate(test, verbose=0)
+        probs = model.predict(test, verbose=0)
         record.val_accuracy = best.best_logs["val_accuracy"]
         record.test_accuracy, record.best_epoch = float(acc), best.best_epoch
         self.tracker.log_metrics(record.run_id, {

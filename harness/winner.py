@@ -9,6 +9,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from harness.methods import on_images
+
 WEIGHTS_FILE = "trained.weights.h5"
 
 
@@ -25,9 +27,7 @@ def image_network(trained: keras.Model, frozen: keras.Model | None, image_size: 
     """
     if frozen is None:
         return trained
-    frozen.trainable = False
-    images = keras.Input((image_size, image_size, 3), name="images")
-    return keras.Model(images, trained(frozen(images, training=False)), name="cats_vs_dogs")
+    return on_images(trained, frozen, image_size, name="cats_vs_dogs")
 
 
 def assemble(tuner, trial_id: str, frozen: keras.Model | None, image_size: int) -> keras.Model:

@@ -51,3 +51,28 @@ def test_augmentation_runs_the_full_network_and_says_so(tiny_data, store_uri, cl
     assert parent.data.tags["augment"] == "true"
     assert child.info.status == "FINISHED" and child.data.params["augment"] == "True"
     assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
+
+
+def test_cached_feature_pipeline_reshuffles_train_and_keeps_other_splits_in_order():
+    from harness.methods import TrialData
+    from harness.seeding import seed_everything
+
+    n = 10
+    rows = np.arange(n, dtype="float32")[:, None] * np.ones((1, 3), "float32")  # row i holds i
+    arrays = {"top": {s: rows for s in ("train", "validation")}}
+    labels = {s: np.arange(n) % 2 for s in ("train", "validation")}
+    data = TrialData(labels, {}, batch_size=4, arrays=arrays)
+
+    def epoch(ds):
+        xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        assert np.array_equal(y, x[:, 0] % 2)  # each label stays with its row
+        return [int(v) for v in x[:, 0]]
+
+    seed_everything(5)
+    train = data.dataset("top", "train")
+    first, second = epoch(train), epoch(train)
+    assert sorted(first) == sorted(second) == list(range(n)) and first != second
+    assert epoch(data.dataset("top", "validation")) == list(range(n))
+    seed_everything(5)
+    assert epoch(data.dataset("top", "train")) == first  # a trial's order follows from its seed
