@@ -21,14 +21,16 @@ class Launch:
     connect_timeout: float = 600.0
     config_path: str = ""
 
+    def __post_init__(self):
+        if self.resume and self.fresh:
+            raise HarnessError("--resume and --fresh exclude each other")
+
     @property
     def local(self) -> bool:
         return self.role is None and not self.workers and self.oracle is None
 
     @property
     def mode(self) -> str:
-        if self.resume and self.fresh:
-            raise HarnessError("--resume and --fresh exclude each other")
         return "resume" if self.resume else "fresh" if self.fresh else "auto"
 
 
@@ -42,7 +44,6 @@ def worker_oracle(how: Launch) -> str:
 
 def launch(cfg: SweepConfig, tracking_uri: str | None, how: Launch, reporter):
     """Run the sweep (or this worker's share of it); a SweepResult, or a WorkerResult for a worker."""
-    mode = how.mode
     if how.role == "worker":
         from harness.worker import run_worker, worker_id
 
@@ -51,7 +52,7 @@ def launch(cfg: SweepConfig, tracking_uri: str | None, how: Launch, reporter):
     if how.local:
         from harness.sweep import run_sweep
 
-        return run_sweep(cfg, tracking_uri, reporter, mode)
+        return run_sweep(cfg, tracking_uri, reporter, how.mode)
     from harness.distributed import chief_address, run_chief
 
     return run_chief(cfg, tracking_uri, chief_address(how.role, how.oracle, how.workers), how.workers,

@@ -58,9 +58,6 @@ class TrialData:
                 "shuffle": False}
 
 
-STEPS_PER_EXECUTION = 32
-
-
 def _float(hp, name: str, r: Range, step: float | None = None):
     if r.min == r.max:
         return hp.Fixed(name, r.min)
@@ -99,6 +96,9 @@ def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augmen
     x = augmentation()(images) if augment else images
     x = frozen(x, training=False)
     return keras.Model(images, trained(x), name=name)
+
+
+STEPS_PER_EXECUTION = 32
 
 
 def _compile(model: keras.Model, optimizer) -> None:

@@ -1,6 +1,6 @@
 """Adam and RMSprop whose update is one fused TensorFlow kernel per variable.
 
-A cached-feature head is Flatten -> Dense: 4-16 M weights trained in 64-image steps, so
+A cached-feature head is Flatten -> Dense: 2-16 M weights trained in 64-image steps, so
 its time goes to the optimizer streaming weights and slots through memory. Keras 3
 writes the update as 3-5 elementwise ops, each a full pass over memory; TensorFlow's
 `ResourceApplyAdam`/`ResourceApplyRMSProp` do it in one pass, 3-4x faster on CPU.
@@ -20,7 +20,7 @@ def _handle(variable):
 
 @keras.saving.register_keras_serializable(package="harness")
 class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam (no amsgrad, no weight decay) with TensorFlow's fused update."""
+    """keras.optimizers.Adam with TensorFlow's fused update (Keras' own for amsgrad or sparse gradients)."""
 
     def update_step(self, gradient, variable, learning_rate):
         if not _TF or self.amsgrad or gradient.__class__.__name__ == "IndexedSlices":
@@ -41,7 +41,7 @@ class FusedAdam(keras.optimizers.Adam):
 
 @keras.saving.register_keras_serializable(package="harness")
 class FusedRMSprop(keras.optimizers.RMSprop):
-    """keras.optimizers.RMSprop (no momentum, not centered) with TensorFlow's fused update."""
+    """keras.optimizers.RMSprop with TensorFlow's fused update (Keras' own with momentum or centered)."""
 
     def build(self, var_list):
         if self.built:
