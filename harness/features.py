@@ -51,10 +51,6 @@ class Features:
     hit: bool
     seconds: float  # time spent in the backbone now (0 on a hit)
 
-    def get(self, layer: str, split: str) -> np.ndarray:
-        """In-memory float32 copy for training; the cache itself stays on disk."""
-        return np.asarray(self.arrays[layer][split], dtype="float32")
-
     @property
     def shape(self) -> dict[str, tuple[int, ...]]:
         return {layer: tuple(self.arrays[layer]["train"].shape[1:]) for layer in LAYERS}

@@ -16,11 +16,9 @@ from harness.optimizers import FusedAdam, FusedRMSprop
 
 @dataclass
 class TrialData:
-    """What trials train on: cached features (`arrays[layer][split]`) or image datasets.
-
-    With images, `images[split]` are batched (image, label) datasets, and `frozen`
-    is the network that turns images into the inputs of the trained part.
-    """
+    """What trials train on: cached features (`arrays[layer][split]`, the cache's memory-mapped
+    files) or, when trials run the frozen backbone themselves, batched (image, label) datasets
+    (`images[split]`)."""
 
     labels: dict[str, np.ndarray]
     files: dict[str, list[str]]
@@ -36,15 +34,17 @@ class TrialData:
     def dataset(self, layer: str, split: str):
         """Batched (x, y); the train split reshuffled every epoch (image datasets shuffle themselves).
 
-        Cached features become tensors once; each call makes a fresh pipeline, so a trial's
-        shuffle order follows from its own seed. A batch is one gather, not 64 slices.
+        Cached features (memory-mapped float16) are read into one float32 tensor the first time
+        a layer and split is asked for, so memory holds one copy of only what trials use. Each
+        call makes a fresh pipeline, so a trial's shuffle order follows from its own seed. A
+        batch is one gather, not 64 slices.
         """
         if self.uses_images:
             return self.images[split]
         import tensorflow as tf
 
         if (layer, split) not in self._tensors:
-            self._tensors[layer, split] = (tf.constant(self.arrays[layer][split]),
+            self._tensors[layer, split] = (tf.constant(self.arrays[layer][split], dtype="float32"),
                                            tf.constant(self.labels[split], dtype="float32"))
         x, y = self._tensors[layer, split]
         rows = tf.data.Dataset.range(len(self.labels[split]))

@@ -117,8 +117,7 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
         _feature_key(cfg, net, dataset), dataset, net.extractor,
         lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size),
         progress=reporter.extracting)
-    arrays = {layer: {s: feats.get(layer, s) for s in dataset.splits} for layer in features.LAYERS}
-    data = TrialData(labels, files, cfg.batch_size, arrays=arrays)
+    data = TrialData(labels, files, cfg.batch_size, arrays=feats.arrays)
     return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path),
                     net.precision, frozen=net.full if fe else net.below)
 
