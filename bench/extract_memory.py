@@ -24,17 +24,15 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = """
 import sys, time
-from harness import features
 from harness.config import SweepConfig, validate
-from harness.data import image_dataset, scan
-from harness.sweep import build_network, _feature_key
+from harness.data import scan
+from harness.sweep import build_network, cached_features
 cfg = validate(SweepConfig(method="feature-extraction", data=sys.argv[1], backbone=sys.argv[2],
                            weights="none", image_size=int(sys.argv[3])))
 data = scan(cfg.data)
 net = build_network(cfg)
 start = time.perf_counter()
-features.extract(_feature_key(cfg, net, data), data, net.extractor,
-                 lambda s: image_dataset(data.root, data.splits[s], cfg.image_size, cfg.batch_size))
+cached_features(cfg, net, data)
 print(time.perf_counter() - start)
 """
 

@@ -94,6 +94,14 @@ def _feature_key(cfg: SweepConfig, net: Network, dataset: DataSet) -> features.F
         dataset.fingerprint, net.precision)
 
 
+def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, progress=None) -> features.Features:
+    """The feature cache's entry for this backbone and data, extracted now on a miss."""
+    return features.extract(
+        _feature_key(cfg, net, dataset), dataset, net.extractor,
+        lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size),
+        progress=progress)
+
+
 def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True) -> Prepared:
     """Build the backbone; with no augmentation, get cached features (extracting on a miss).
 
@@ -113,10 +121,7 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
         hm = hm_cls(cfg.space, top_arg, cfg.epochs, frozen=net.full if fe else net.below,
                     image_size=cfg.image_size, augment=cfg.augment)
         return Prepared(data, hm, False, 0.0, "", net.precision)
-    feats = features.extract(
-        _feature_key(cfg, net, dataset), dataset, net.extractor,
-        lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size),
-        progress=reporter.extracting)
+    feats = cached_features(cfg, net, dataset, progress=reporter.extracting)
     data = TrialData(labels, files, cfg.batch_size, arrays=feats.arrays)
     return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path),
                     net.precision, frozen=net.full if fe else net.below)
