@@ -115,6 +115,7 @@ class FeatureExtraction(kt.HyperModel):
     """Train only the head, on the frozen backbone's output."""
 
     method = "feature-extraction"
+    input_layer = "top"  # the cached layer the trained model reads (ignored when trials run on images)
 
     def __init__(self, space: SearchSpace, top_shape, epochs: int, frozen=None,
                  image_size: int = 0, augment: bool = False):
@@ -135,13 +136,14 @@ class FeatureExtraction(kt.HyperModel):
 
     def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
         epochs = epochs or self.epochs
-        return [model.fit(**data.train_args("top"), epochs=epochs, callbacks=list(callbacks), verbose=0)]
+        return [model.fit(**data.train_args(self.input_layer), epochs=epochs, callbacks=list(callbacks), verbose=0)]
 
 
 class FineTune(kt.HyperModel):
     """Phase 1: head on the frozen base. Phase 2: unfreeze the top block, lower learning rate."""
 
     method = "fine-tune"
+    input_layer = "cut"
 
     def __init__(self, space: SearchSpace, top_block: keras.Model, epochs: int, frozen=None,
                  image_size: int = 0, augment: bool = False):
@@ -178,7 +180,7 @@ class FineTune(kt.HyperModel):
         h1 = phase1.fit(**data.train_args(layer), epochs=epochs, callbacks=callbacks, verbose=0)
         top.trainable = True  # trainable changes only take effect after compile
         _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")))
-        h2 = model.fit(**data.train_args("cut"), epochs=2 * epochs, initial_epoch=epochs,
+        h2 = model.fit(**data.train_args(self.input_layer), epochs=2 * epochs, initial_epoch=epochs,
                        callbacks=callbacks, verbose=0)
         return [h1, h2]
 

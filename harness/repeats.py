@@ -44,8 +44,7 @@ def train_once(prepared, cfg: config.SweepConfig, hp, seed: int) -> tuple[float,
     if best.best_weights is None:
         return math.nan, math.nan
     best.restore()
-    layer = "top" if cfg.method == "feature-extraction" else "cut"  # ignored when trials train on images
-    _, acc = model.evaluate(prepared.data.dataset(layer, "test"), verbose=0)
+    _, acc = model.evaluate(prepared.data.dataset(prepared.hypermodel.input_layer, "test"), verbose=0)
     return best.best_logs["val_accuracy"], float(acc)
 
 

@@ -187,8 +187,7 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
     # -- pieces ----------------------------------------------------------------
     def _evaluate(self, record, model, data, best, history, phase2_start) -> None:
         """Test the restored best-epoch weights; log test metrics, predictions and curves."""
-        layer = "top" if self.cfg.method == "feature-extraction" else "cut"
-        test = data.dataset(layer, "test")
+        test = data.dataset(self.hypermodel.input_layer, "test")
         loss, acc = model.evaluate(test, verbose=0)
         probs = model.predict(test, verbose=0)
         record.val_accuracy = best.best_logs["val_accuracy"]
