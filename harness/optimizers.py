@@ -43,15 +43,19 @@ class FusedAdam(keras.optimizers.Adam):
 class FusedRMSprop(keras.optimizers.RMSprop):
     """keras.optimizers.RMSprop with TensorFlow's fused update (Keras' own with momentum or centered)."""
 
+    @property
+    def _fused(self) -> bool:
+        return _TF and not self.momentum and not self.centered
+
     def build(self, var_list):
         if self.built:
             return
         super().build(var_list)
-        # the fused kernel writes its step into a slot; with momentum 0 that is only scratch
-        self._steps = self.add_optimizer_variables(var_list, "step")
+        if self._fused:  # the kernel writes its step into a slot; with momentum 0 that is only scratch
+            self._steps = self.add_optimizer_variables(var_list, "step")
 
     def update_step(self, gradient, variable, learning_rate):
-        if not _TF or self.momentum or self.centered or gradient.__class__.__name__ == "IndexedSlices":
+        if not self._fused or gradient.__class__.__name__ == "IndexedSlices":
             return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf
 
