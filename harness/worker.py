@@ -62,13 +62,20 @@ class _Deadlines:
 
     def __init__(self, stub, connect_timeout: float):
         self.stub, self.connect_timeout, self.connected = stub, connect_timeout, False
+        self.failure = None  # the gRPC error of a call the chief did not answer
 
     def __getattr__(self, name):
         call = getattr(self.stub, name)
 
         def with_deadline(request, **kwargs):
+            import grpc
+
             kwargs["timeout"] = LOST_CHIEF_SECONDS if self.connected else self.connect_timeout
-            response = call(request, **kwargs)
+            try:
+                response = call(request, **kwargs)
+            except grpc.RpcError as exc:
+                self.failure = exc
+                raise
             self.connected = True
             return response
 
@@ -89,6 +96,11 @@ class WorkerTuner(TrackedTuner):
 
     def on_trial_end(self, trial):
         self._beating.set()
+        if self.oracle.stub.failure is not None:
+            # The chief went away, possibly after training ended but before it got the result
+            # (keras-tuner then calls the trial failed): the trial did not complete as part of
+            # the sweep. Its run stays RUNNING here and run_worker ends it KILLED.
+            raise self.oracle.stub.failure
         super().on_trial_end(trial)
 
     chief_lost = None  # the gRPC error that showed the chief has gone
