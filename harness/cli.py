@@ -48,7 +48,7 @@ def handled(fn):
 def _sweep_command(method: str):
     def command(
         config: Path = typer.Option(Path(f"sweeps/{method}.toml"), help="Sweep file (TOML)."),
-        data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/{cats,dogs}."),
+        data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/<class>/<images>."),
         backbone: Optional[str] = typer.Option(None, help="vgg16 | mobilenet_v2"),
         weights: Optional[str] = typer.Option(None, help="imagenet | none | PATH to a .weights.h5 file"),
         image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),
@@ -189,13 +189,13 @@ def predict(
     run: Optional[str] = typer.Option(None, "--run", help="A sweep's or trial's run id (default: latest sweep)."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
 ):
-    """Print P(dog) and the predicted class of each photo with a sweep's best model."""
+    """Print each photo's most probable class and its probability with a sweep's best model."""
     from harness.predict import predict as run_predict
 
     uri, predictions = run_predict(photos, run, tracking_uri)
     err.print(f"model {uri}")
     for p in predictions:
-        typer.echo(f"{p.path}\t{p.prob_dog:.3f}\t{p.label}")  # tab-separated, for scripts too
+        typer.echo(f"{p.path}\t{p.label}\t{p.probability:.3f}")  # tab-separated, for scripts too
 
 
 @cache_app.command("ls")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -13,6 +11,7 @@ import numpy as np
 
 from harness.config import METHODS
 from harness.errors import HarnessError
+from harness.metrics import PREDICTIONS_ARTIFACT, Predictions, metric_safe, parse_predictions
 from harness.tracking import RunView, Tracker
 
 SWEEP_FILTER = "tags.sweep = 'true' and attributes.status = 'FINISHED'"
@@ -38,6 +37,7 @@ class MethodResult:
     seconds_per_trial: float
     val_curve: list[float] = field(default_factory=list)
     repeats: list[float] = field(default_factory=list)
+    test_recall: dict[str, float] = field(default_factory=dict)  # per class, from the test predictions
 
     @property
     def repeat_mean(self) -> float:
@@ -85,12 +85,6 @@ def mcnemar_exact(fe_correct: np.ndarray, ft_correct: np.ndarray) -> tuple[list[
     return table, float(mcnemar(table, exact=True).pvalue)
 
 
-def parse_predictions(text: str) -> tuple[list[str], np.ndarray]:
-    """(files, correct 0/1) from a trial's predictions/test_predictions.csv."""
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return [r["file"] for r in rows], np.array([int(r["correct"]) for r in rows])
-
-
 def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, dict[str, RunView]]:
     """The newest FINISHED sweep of each method; by default in the experiment of the newest sweep."""
     if experiment:
@@ -115,10 +109,11 @@ def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, d
     return exp_id, name, latest
 
 
-def method_result(tracker: Tracker, parent: RunView) -> tuple[MethodResult, list[str], np.ndarray]:
-    """The best trial of one sweep, with the per-image outcomes the paired test needs."""
+def method_result(tracker: Tracker, parent: RunView) -> tuple[MethodResult, Predictions]:
+    """The best trial of one sweep, with the per-image predictions the paired test needs."""
     best = tracker.get(parent.tags["best_run_id"])
-    files, correct = parse_predictions(tracker.read_text(best.run_id, "predictions/test_predictions.csv"))
+    predictions = parse_predictions(tracker.read_text(best.run_id, PREDICTIONS_ARTIFACT))
+    correct = predictions.correct
     trials = [c for c in tracker.children(parent.run_id, parent.experiment_id) if c.status == "FINISHED"]
     low, high = wilson(int(correct.sum()), len(correct))
     hps = {k: best.params[k] for k in HP_KEYS if k in best.params}
@@ -127,19 +122,20 @@ def method_result(tracker: Tracker, parent: RunView) -> tuple[MethodResult, list
         parent.tags["method"], parent.run_id, best.run_id, hps, best.metrics["best_val_accuracy"],
         best.metrics["test_accuracy"], len(correct), low, high, len(trials),
         parent.metrics.get("sweep_seconds", parent.seconds),
-        float(np.mean([c.seconds for c in trials])) if trials else math.nan, curve)
-    return result, files, correct
+        float(np.mean([c.seconds for c in trials])) if trials else math.nan, curve,
+        test_recall=predictions.scores().recall)
+    return result, predictions
 
 
 def compare(tracker: Tracker, experiment: str | None = None) -> Comparison:
     """Both methods' best trials, their confidence intervals and the paired test between them."""
     _, name, sweeps = latest_sweeps(tracker, experiment)
-    fe, fe_files, fe_ok = method_result(tracker, sweeps["feature-extraction"])
-    ft, ft_files, ft_ok = method_result(tracker, sweeps["fine-tune"])
-    if fe_files != ft_files:
+    fe, fe_pred = method_result(tracker, sweeps["feature-extraction"])
+    ft, ft_pred = method_result(tracker, sweeps["fine-tune"])
+    if fe_pred.paths != ft_pred.paths or fe_pred.true_class != ft_pred.true_class:
         raise HarnessError("the two sweeps were tested on different test files (different data?); "
                            "run both on the same data folder")
-    table, p = mcnemar_exact(fe_ok, ft_ok)
+    table, p = mcnemar_exact(fe_pred.correct, ft_pred.correct)
     return Comparison(name, {fe.method: fe, ft.method: ft}, ft.test_accuracy - fe.test_accuracy,
                       table[0][0], table[0][1], table[1][0], table[1][1], p)
 
@@ -193,6 +189,7 @@ def _log_comparison(tracker: Tracker, run_id: str, comp: Comparison, plots) -> N
         short = "fe" if method == "feature-extraction" else "ft"
         metrics.update({f"{short}_test_accuracy": r.test_accuracy, f"{short}_ci_low": r.ci_low,
                         f"{short}_ci_high": r.ci_high, f"{short}_val_accuracy": r.val_accuracy})
+        metrics.update({f"{short}_test_recall/{metric_safe(c)}": v for c, v in r.test_recall.items()})
         if r.repeats:
             metrics.update({f"{short}_repeat_mean": r.repeat_mean, f"{short}_repeat_sd": r.repeat_sd})
     tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not math.isnan(v)})
@@ -218,6 +215,8 @@ def rows(comp: Comparison) -> list[tuple[str, ...]]:
         ("test accuracy [95% Wilson CI]", *both(lambda r: f"{r.test_accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]")),
         ("test images", *both(lambda r: str(r.n_test))),
     ]
+    out += [(f"test recall: {name}", *both(lambda r, name=name: f"{r.test_recall.get(name, math.nan):.3f}"))
+            for name in fe.test_recall]
     if fe.repeats or ft.repeats:
         out.append(("retrained, other seeds: mean ± sd (K)",
                     *both(lambda r: f"{r.repeat_mean:.3f} ± {r.repeat_sd:.3f} ({len(r.repeats)})")))

@@ -13,14 +13,15 @@ import numpy as np
 from harness.errors import HarnessError
 
 SPLITS = ("train", "validation", "test")
-CLASSES = ("cats", "dogs")  # label 0 = cat, 1 = dog, as in the tutorial
+TUTORIAL_CLASSES = ("cats", "dogs")  # the Kaggle layout `prepare` and the demo's synthetic set use
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPARE_COUNTS = {"train": 1000, "validation": 500, "test": 500}  # per class
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split's image files (sorted, so features and predictions line up) and labels."""
+    """One split's image files (sorted, so features and predictions line up) and their class
+    indices (int32; index i is class_names[i])."""
 
     name: str
     files: tuple[Path, ...]
@@ -32,6 +33,11 @@ class DataSet:
     root: Path
     splits: dict[str, Split]
     fingerprint: str
+    class_names: tuple[str, ...]
+
+    @property
+    def binary(self) -> bool:
+        return len(self.class_names) == 2
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -48,28 +54,51 @@ def fingerprint(root: Path, files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def class_folders(folder: Path) -> list[str]:
+    """Sub-folder names, sorted as Keras sorts them (hidden ones skipped): label i is the i-th."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _class_names(root: Path) -> tuple[str, ...]:
+    """The classes of the train split, checked to be exactly those of validation and test."""
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            raise HarnessError(f"missing folder {root / split} (expected {{train,validation,test}}/<class>/<images>)")
+    names = class_folders(root / "train")
+    if len(names) < 2:
+        raise HarnessError(f"{root / 'train'} has {len(names)} class folder(s); a classifier needs at least 2")
+    for split in SPLITS[1:]:
+        found = class_folders(root / split)
+        missing, extra = sorted(set(names) - set(found)), sorted(set(found) - set(names))
+        if missing:
+            raise HarnessError(f"split {split} has no folder for class {missing[0]!r} (train has "
+                               f"{', '.join(names)}); every split needs the same classes")
+        if extra:
+            raise HarnessError(f"split {split} has an extra class {extra[0]!r} that train does not have "
+                               f"({', '.join(names)}); every split needs the same classes")
+    return tuple(names)
+
+
 def scan(root: str | Path) -> DataSet:
-    """Check the `{train,validation,test}/{cats,dogs}` layout; one clear error if it is off."""
+    """Check the `{train,validation,test}/<class>/<images>` layout; one clear error if it is off."""
     root = Path(root)
     if not root.is_dir():
         raise HarnessError(f"data folder not found: {root}")
+    class_names = _class_names(root)
     splits, every_file = {}, []
     for split in SPLITS:
         files, labels = [], []
-        for label, cls in enumerate(CLASSES):
-            folder = root / split / cls
-            if not folder.is_dir():
-                raise HarnessError(f"missing folder {folder} (expected {{train,validation,test}}/{{cats,dogs}})")
-            found = _image_files(folder)
+        for label, cls in enumerate(class_names):
+            found = _image_files(root / split / cls)
             if not found:
-                raise HarnessError(f"no images in {folder}")
+                raise HarnessError(f"no images in {root / split / cls}")
             files += found
             labels += [label] * len(found)
-        splits[split] = Split(split, tuple(files), np.asarray(labels, dtype="float32"))
+        splits[split] = Split(split, tuple(files), np.asarray(labels, dtype="int32"))
         every_file += files
     for path in every_file:
         check_image(path)
-    return DataSet(root, splits, fingerprint(root, every_file))
+    return DataSet(root, splits, fingerprint(root, every_file), class_names)
 
 
 def check_image(path: Path) -> None:
@@ -89,14 +118,18 @@ def check_image(path: Path) -> None:
         raise HarnessError(f"{path} is not a readable image: {reason}") from None
 
 
-def image_dataset(root: Path, split: Split, image_size: int, batch_size: int,
+def image_dataset(root: Path, split: Split, image_size: int, batch_size: int, class_names: tuple[str, ...],
                   shuffle: bool = False, seed: int | None = None):
-    """Keras' directory loader; unshuffled it keeps file order, so row i is split.files[i]."""
+    """Keras' directory loader; unshuffled it keeps file order, so row i is split.files[i].
+
+    Labels come as the head's loss wants them: 0/1 floats for two classes (one sigmoid unit),
+    class indices for more (softmax)."""
     import keras
     import tensorflow as tf
 
     ds = keras.utils.image_dataset_from_directory(
-        root / split.name, labels="inferred", label_mode="binary", class_names=list(CLASSES),
+        root / split.name, labels="inferred", label_mode="binary" if len(class_names) == 2 else "int",
+        class_names=list(class_names),
         image_size=(image_size, image_size), batch_size=batch_size, shuffle=shuffle, seed=seed, verbose=False)
     if not shuffle and [Path(p) for p in ds.file_paths] != list(split.files):
         raise HarnessError(f"{root / split.name}: the image loader sees other files than the layout check")
@@ -116,21 +149,27 @@ def _synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.ndar
     return np.clip(img, 0, 255).astype("uint8")
 
 
-def write_synthetic(root: str | Path, per_class: int = 20, size: int = 64, seed: int = 0) -> Path:
-    """A small two-class JPEG set in the tutorial layout; per_class images in every split."""
+def write_synthetic(root: str | Path, per_class: int = 20, size: int = 64, seed: int = 0,
+                    classes: int = 2) -> Path:
+    """A small JPEG set in the split layout; per_class images per class in every split.
+    Two classes are the tutorial's cats and dogs; more get tinted copies of their patterns."""
     from PIL import Image
 
     if per_class < 1 or size < 8:
         raise HarnessError("synthetic data needs --per-class >= 1 and --size >= 8")
+    names = TUTORIAL_CLASSES if classes == 2 else tuple(f"class_{i}" for i in range(classes))
     root = Path(root)
     rng = np.random.default_rng(seed)
     for split in SPLITS:
-        for label, cls in enumerate(CLASSES):
+        for label, cls in enumerate(names):
             folder = root / split / cls
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
-                img = _synthetic_image(label, size, rng)
-                Image.fromarray(img).save(folder / f"{cls[:-1]}.{i}.jpg", quality=90)
+                img = _synthetic_image(label % 2, size, rng)
+                if label >= 2:
+                    img = np.roll(img, label, axis=-1)
+                stem = cls[:-1] if classes == 2 else cls
+                Image.fromarray(img).save(folder / f"{stem}.{i}.jpg", quality=90)
     return root
 
 
@@ -147,7 +186,7 @@ def prepare(source: str | Path, dest: str | Path, seed: int = 0) -> dict[str, in
         raise HarnessError(f"destination {dest} is not empty")
     needed = sum(PREPARE_COUNTS.values())
     counts = {}
-    for cls in CLASSES:
+    for cls in TUTORIAL_CLASSES:
         stem = cls[:-1]
         found = [p for p in source.iterdir() if p.name.startswith(f"{stem}.") and p.suffix.lower() in IMAGE_SUFFIXES]
         numbered = sorted(found, key=lambda p: (_number(p), p.name))

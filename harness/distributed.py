@@ -21,7 +21,8 @@ from harness.progress import NullReporter
 from harness.seeding import seed_everything
 from harness.sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir
 from harness.tracking import Tracker, resolve_store, start_background_server
-from harness.tuning import TrackedTuner, TrialRecord, make_oracle, public_values, trial_name
+from harness.tuning import (TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle, public_values,
+                            trial_name)
 
 DONE_GRACE = 15.0  # after the last trial, how long idle workers get to hear "stop"
 
@@ -207,7 +208,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
 def _open_parent(tracker: Tracker, parent: str, cfg: SweepConfig, prepared, workers: int, oracle,
                  experiment_id: str) -> None:
     """The parent's params and config (workers run this config), and the oracle's search space."""
-    tracker.log_params(parent, {**fixed_params_of(cfg, prepared.precision), "max_trials": cfg.max_trials,
+    tracker.log_params(parent, {**fixed_params_of(cfg, prepared), "max_trials": cfg.max_trials,
                                 "workers": workers})
     tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
     tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
@@ -253,4 +254,5 @@ def _record_best(tracker: Tracker, parent: str, oracle, method: str) -> tuple[li
         if not math.isnan(best.test_accuracy):
             metrics["best_test_accuracy"] = best.test_accuracy
         tracker.log_metrics(parent, metrics)
+        log_confusion_matrix(tracker, best.run_id, f"{best.name} · test split")
     return records, best

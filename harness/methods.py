@@ -23,9 +23,14 @@ class TrialData:
     labels: dict[str, np.ndarray]
     files: dict[str, list[str]]
     batch_size: int
+    class_names: tuple[str, ...]
     arrays: dict[str, dict[str, np.ndarray]] | None = None
     images: dict[str, Any] | None = None
     _tensors: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
 
     @property
     def uses_images(self) -> bool:
@@ -45,7 +50,7 @@ class TrialData:
 
         if (layer, split) not in self._tensors:
             self._tensors[layer, split] = (tf.constant(self.arrays[layer][split], dtype="float32"),
-                                           tf.constant(self.labels[split], dtype="float32"))
+                                           tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
         x, y = self._tensors[layer, split]
         rows = tf.data.Dataset.range(len(self.labels[split]))
         if split == "train":
@@ -72,14 +77,43 @@ def declare_head(hp, space: SearchSpace) -> tuple[int, float, float]:
     return units, dropout, lr
 
 
-def make_head(input_shape, units: int, dropout: float) -> keras.Model:
-    """The tutorial's classifier: Flatten, Dense(units, relu), Dropout, Dense(1, sigmoid)."""
+def make_head(input_shape, units: int, dropout: float, n_classes: int) -> keras.Model:
+    """The tutorial's classifier: Flatten, Dense(units, relu), Dropout, then one sigmoid unit
+    for two classes (exactly the tutorial's) or a softmax over three or more."""
     inputs = keras.Input(input_shape, name="features")
     x = keras.layers.Flatten()(inputs)
     x = keras.layers.Dense(units, activation="relu")(x)
     x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    if n_classes == 2:
+        outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    else:
+        outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="head")
+
+
+def loss_for(n_classes: int) -> keras.losses.Loss:
+    """Binary cross-entropy on 0/1 labels for the sigmoid head; sparse categorical on class indices."""
+    if n_classes == 2:
+        return keras.losses.BinaryCrossentropy()
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def mean_loss(n_classes: int, labels: np.ndarray, outputs: np.ndarray) -> float:
+    """The training loss of `outputs` against `labels`, shapes reconciled as fit() does."""
+    return float(loss_for(n_classes)(labels, outputs))
+
+
+def label_dtype(n_classes: int) -> str:
+    return "float32" if n_classes == 2 else "int32"
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """(n, classes) probabilities from a head's output: [1 - p, p] for the sigmoid unit."""
+    outputs = np.asarray(outputs, dtype="float64")
+    if outputs.ndim == 1 or outputs.shape[1] == 1:
+        p = outputs.reshape(-1)
+        return np.stack([1.0 - p, p], axis=1)
+    return outputs
 
 
 def augmentation() -> keras.Sequential:
@@ -90,7 +124,8 @@ def augmentation() -> keras.Sequential:
 
 def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augment: bool = False,
               name: str = "network") -> keras.Model:
-    """Images -> P(dog): the frozen part (preprocessing + backbone below the trained part) in front."""
+    """Images -> class probabilities: the frozen part (preprocessing + backbone below the trained
+    part) in front."""
     frozen.trainable = False
     images = keras.Input((image_size, image_size, 3), name="images")
     x = augmentation()(images) if augment else images
@@ -101,13 +136,13 @@ def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augmen
 STEPS_PER_EXECUTION = 32
 
 
-def _compile(model: keras.Model, optimizer) -> None:
+def _compile(model: keras.Model, optimizer, n_classes: int) -> None:
     """Adam/RMSprop as Keras defines them, updated by one fused kernel (see harness.optimizers).
 
     steps_per_execution runs up to 32 batches per call into TensorFlow: a cached-feature step
     takes milliseconds, so Python's per-step dispatch was a tenth of the epoch.
     """
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
+    model.compile(optimizer=optimizer, loss=loss_for(n_classes), metrics=["accuracy"],
                   steps_per_execution=STEPS_PER_EXECUTION)
 
 
@@ -117,10 +152,10 @@ class FeatureExtraction(kt.HyperModel):
     method = "feature-extraction"
     input_layer = "top"  # the cached layer the trained model reads (ignored when trials run on images)
 
-    def __init__(self, space: SearchSpace, top_shape, epochs: int, frozen=None,
+    def __init__(self, space: SearchSpace, top_shape, epochs: int, n_classes: int, frozen=None,
                  image_size: int = 0, augment: bool = False):
         super().__init__(name=self.method)
-        self.space, self.top_shape, self.epochs = space, top_shape, epochs
+        self.space, self.top_shape, self.epochs, self.n_classes = space, top_shape, epochs, n_classes
         self.frozen, self.image_size, self.augment = frozen, image_size, augment
 
     def declare_hyperparameters(self, hp):
@@ -128,10 +163,10 @@ class FeatureExtraction(kt.HyperModel):
 
     def build(self, hp):
         units, dropout, lr = declare_head(hp, self.space)
-        model = make_head(self.top_shape, units, dropout)
+        model = make_head(self.top_shape, units, dropout, self.n_classes)
         if self.frozen is not None:
             model = on_images(model, self.frozen, self.image_size, self.augment)
-        _compile(model, FusedAdam(learning_rate=lr))
+        _compile(model, FusedAdam(learning_rate=lr), self.n_classes)
         return model
 
     def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
@@ -145,10 +180,10 @@ class FineTune(kt.HyperModel):
     method = "fine-tune"
     input_layer = "cut"
 
-    def __init__(self, space: SearchSpace, top_block: keras.Model, epochs: int, frozen=None,
+    def __init__(self, space: SearchSpace, top_block: keras.Model, epochs: int, n_classes: int, frozen=None,
                  image_size: int = 0, augment: bool = False):
         super().__init__(name=self.method)
-        self.space, self.top_block, self.epochs = space, top_block, epochs
+        self.space, self.top_block, self.epochs, self.n_classes = space, top_block, epochs, n_classes
         self.frozen, self.image_size, self.augment = frozen, image_size, augment
 
     def declare_hyperparameters(self, hp):
@@ -159,7 +194,7 @@ class FineTune(kt.HyperModel):
         units, dropout, _ = declare_head(hp, self.space)
         _float(hp, "fine_tune_learning_rate", self.space.fine_tune_learning_rate)
         top = fresh_copy(self.top_block)  # every trial starts from the pretrained weights
-        head = make_head(tuple(top.output.shape[1:]), units, dropout)
+        head = make_head(tuple(top.output.shape[1:]), units, dropout, self.n_classes)
         inputs = keras.Input(tuple(top.input.shape[1:]), name="cut_features")
         # training=False keeps BatchNormalization in inference mode while its weights train.
         model = keras.Model(inputs, head(top(inputs, training=False)), name="top_and_head")
@@ -176,10 +211,10 @@ class FineTune(kt.HyperModel):
             phase1, layer = model, "images"
         else:  # without augmentation phase 1 is exactly the head on cached top features
             phase1, layer = head, "top"
-        _compile(phase1, FusedAdam(learning_rate=hp.get("learning_rate")))
+        _compile(phase1, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes)
         h1 = phase1.fit(**data.train_args(layer), epochs=epochs, callbacks=callbacks, verbose=0)
         top.trainable = True  # trainable changes only take effect after compile
-        _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")))
+        _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")), self.n_classes)
         h2 = model.fit(**data.train_args(self.input_layer), epochs=2 * epochs, initial_epoch=epochs,
                        callbacks=callbacks, verbose=0)
         return [h1, h2]

@@ -1,4 +1,4 @@
-"""Figures: the tutorial's two-panel training curves, and the two methods side by side."""
+"""Figures: the tutorial's two-panel training curves, a confusion matrix, and the two methods side by side."""
 
 from __future__ import annotations
 
@@ -53,6 +53,19 @@ def comparison(methods: dict, title: str):
     right.set_title("best trials: validation accuracy per epoch")
     right.legend(fontsize=8)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(matrix, class_names, title: str):
+    """Counts of true (rows) against predicted (columns) classes, class names on both axes."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    side = max(4.0, 1.0 + 0.7 * len(class_names))
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    ConfusionMatrixDisplay(matrix, display_labels=list(class_names)).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45 if len(class_names) > 3 else "horizontal")
+    ax.set_title(title)
     fig.tight_layout()
     return fig
 

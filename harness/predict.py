@@ -1,4 +1,4 @@
-"""Using the winner: load a sweep's logged image network and say cat or dog for photos."""
+"""Using the winner: load a sweep's logged image network and name the class of each photo."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+import json
+
 from harness import backbones  # noqa: F401  registers Preprocess, which every logged network holds
-from harness.data import CLASSES
+from harness.data import TUTORIAL_CLASSES
 from harness.errors import HarnessError
+from harness.methods import class_probabilities
 from harness.tracking import Tracker, load_keras_model, resolve_store
 
 SWEEP_FILTER = "tags.sweep = 'true' and attributes.status = 'FINISHED'"
@@ -18,15 +21,12 @@ SWEEP_FILTER = "tags.sweep = 'true' and attributes.status = 'FINISHED'"
 @dataclass(frozen=True)
 class Prediction:
     path: str
-    prob_dog: float
-
-    @property
-    def label(self) -> str:
-        return CLASSES[int(self.prob_dog >= 0.5)][:-1]  # 'cat' / 'dog'
+    label: str  # the most probable class
+    probability: float  # of that class
 
 
-def model_uri(tracker: Tracker, run_id: str | None) -> tuple[str, str]:
-    """(model URI, run id it came from): the given run's model, else the latest sweep's best."""
+def model_uri(tracker: Tracker, run_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """(model URI, class names): the given run's model, else the latest sweep's best."""
     if run_id:
         run = tracker.get(run_id)
     else:
@@ -37,7 +37,8 @@ def model_uri(tracker: Tracker, run_id: str | None) -> tuple[str, str]:
     uri = run.tags.get("model_uri") or run.tags.get("best_model_uri")
     if not uri:
         raise HarnessError(f"run {run.run_id} has no logged model (pass a sweep's run or its best trial's)")
-    return uri, run.run_id
+    parent = tracker.get(run.tags["mlflow.parentRunId"]) if "mlflow.parentRunId" in run.tags else run
+    return uri, tuple(json.loads(parent.tags.get("classes", "null")) or TUTORIAL_CLASSES)
 
 
 def load_photo(path: str, image_size: int) -> np.ndarray:
@@ -54,13 +55,13 @@ def load_photo(path: str, image_size: int) -> np.ndarray:
 
 
 def predict(photos: list[str], run_id: str | None = None, tracking_uri: str | None = None) -> tuple[str, list[Prediction]]:
-    """P(dog) for each photo with a logged winner; returns (model URI, predictions)."""
+    """The most probable class of each photo with a logged winner; returns (model URI, predictions)."""
     if not photos:
         raise HarnessError("give at least one photo")
     store = resolve_store(tracking_uri)
-    uri, _ = model_uri(Tracker(store), run_id)
+    uri, classes = model_uri(Tracker(store), run_id)
     model = load_keras_model(uri, store)
     size = int(model.input_shape[1])
     batch = np.stack([load_photo(p, size) for p in photos])
-    probs = model.predict(batch, verbose=0).reshape(-1)
-    return uri, [Prediction(p, float(v)) for p, v in zip(photos, probs)]
+    probs = class_probabilities(model.predict(batch, verbose=0))
+    return uri, [Prediction(p, classes[int(np.argmax(row))], float(np.max(row))) for p, row in zip(photos, probs)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,13 +15,13 @@ from typing import Any
 from harness import backbones, features, hardware, winner
 from harness.config import SweepConfig
 from harness.data import DataSet, image_dataset, scan
-from harness.methods import METHODS, TrialData
+from harness.methods import METHODS, TrialData, loss_for
 from harness.interrupts import signals_interrupt
 from harness.progress import NullReporter
 from harness.resume import claim, sweep_key
 from harness.seeding import seed_everything
 from harness.tracking import Store, Tracker, resolve_store
-from harness.tuning import TrackedTuner, TrialRecord, make_oracle
+from harness.tuning import TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle
 
 
 @dataclass
@@ -98,7 +99,8 @@ def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, progress=N
     """The feature cache's entry for this backbone and data, extracted now on a miss."""
     return features.extract(
         _feature_key(cfg, net, dataset), dataset, net.extractor,
-        lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size),
+        lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size,
+                                dataset.class_names),
         progress=progress)
 
 
@@ -114,26 +116,30 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
     hm_cls = METHODS[cfg.method]
     fe = cfg.method == "feature-extraction"
     top_arg = tuple(net.full.output.shape[1:]) if fe else net.top_block
+    classes = dataset.class_names
     if cfg.augment or not use_cache:
-        images = {s: image_dataset(dataset.root, p, cfg.image_size, cfg.batch_size, shuffle=(s == "train"),
-                                   seed=cfg.seed) for s, p in dataset.splits.items()}
-        data = TrialData(labels, files, cfg.batch_size, images=images)
-        hm = hm_cls(cfg.space, top_arg, cfg.epochs, frozen=net.full if fe else net.below,
+        images = {s: image_dataset(dataset.root, p, cfg.image_size, cfg.batch_size, classes,
+                                   shuffle=(s == "train"), seed=cfg.seed) for s, p in dataset.splits.items()}
+        data = TrialData(labels, files, cfg.batch_size, classes, images=images)
+        hm = hm_cls(cfg.space, top_arg, cfg.epochs, len(classes), frozen=net.full if fe else net.below,
                     image_size=cfg.image_size, augment=cfg.augment)
         return Prepared(data, hm, False, 0.0, "", net.precision)
     feats = cached_features(cfg, net, dataset, progress=reporter.extracting)
-    data = TrialData(labels, files, cfg.batch_size, arrays=feats.arrays)
-    return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs), feats.hit, feats.seconds, str(feats.path),
-                    net.precision, frozen=net.full if fe else net.below)
+    data = TrialData(labels, files, cfg.batch_size, classes, arrays=feats.arrays)
+    return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs, len(classes)), feats.hit, feats.seconds,
+                    str(feats.path), net.precision, frozen=net.full if fe else net.below)
 
 
-def fixed_params_of(cfg: SweepConfig, precision: str) -> dict[str, Any]:
+def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
     keys = ("backbone", "weights", "image_size", "epochs", "batch_size", "preprocessing", "augment",
             "tuner", "seed")
     params = {k: getattr(cfg, k) for k in keys}
+    params["n_classes"] = prepared.data.n_classes
+    params["output"] = "sigmoid" if prepared.data.n_classes == 2 else "softmax"
+    params["loss"] = loss_for(prepared.data.n_classes).name
     if cfg.backbone == "mobilenet_v2":
         params["alpha"] = cfg.alpha
-    params["precision"] = precision
+    params["precision"] = prepared.precision
     params["optimizer"] = "adam" if cfg.method == "feature-extraction" else "adam, then rmsprop"
     return params
 
@@ -142,6 +148,7 @@ def sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[s
     return {"method": cfg.method, "backbone": cfg.backbone, "weights": cfg.weights, "tuner": cfg.tuner,
             "seed": str(cfg.seed), "data_dir": str(dataset.root.resolve()),
             "data_fingerprint": dataset.fingerprint, "sweep": "true",
+            "classes": json.dumps(list(dataset.class_names), ensure_ascii=False),
             "feature_cache": _cache_tag(cfg, prepared),
             "augment": str(cfg.augment).lower(), "precision": prepared.precision}
 
@@ -200,7 +207,8 @@ def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig
             tracker.reopen_run(parent)
             tracker.set_tags(parent, tags)
             return parent
-        tracker.log_params(parent, {**fixed_params_of(cfg, prepared.precision), "max_trials": cfg.max_trials})
+        tracker.log_params(parent, {**fixed_params_of(cfg, prepared),
+                                    "max_trials": cfg.max_trials})
         tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
         tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
                                      "cache_hit": float(prepared.cache_hit)})
@@ -217,13 +225,15 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
         with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner" line
             tuner = TrackedTuner(
                 make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
-                parent_id=parent, fixed_params=fixed_params_of(cfg, prepared.precision), reporter=reporter,
+                parent_id=parent, fixed_params=fixed_params_of(cfg, prepared),
+                reporter=reporter,
                 directory=str(tuner_dir(store)), project_name=parent, overwrite=False)
         tuner.restore_records(tracker.children(parent, experiment_id))
         reporter.sweep_started(cfg, tracker.run_name(parent))
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
         if best is not None:
+            log_confusion_matrix(tracker, best.run_id, f"{best.name} · test split")
             winner.log_winner(tracker, parent, best, tuner, prepared.frozen, cfg.image_size)
         seconds = time.perf_counter() - start
         tracker.log_metrics(parent, {"sweep_seconds": seconds, "trials_finished": sum(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +10,11 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from harness import plots, winner
+from harness import metrics, plots, winner
 from harness.callbacks import EpochLogger, KeepBestWeights
 from harness.config import SweepConfig
 from harness.errors import HarnessError
+from harness.methods import class_probabilities, mean_loss
 from harness.seeding import seed_everything
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
@@ -103,14 +102,12 @@ def last_line(message: str | None) -> str:
     return lines[-1].strip() if lines else "unknown error"
 
 
-def predictions_csv(files: list[str], labels: np.ndarray, probs: np.ndarray) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["file", "label", "prob_dog", "predicted", "correct"])
-    for f, y, p in zip(files, labels, probs):
-        pred = int(p >= 0.5)
-        writer.writerow([f, int(y), f"{p:.6f}", pred, int(pred == int(y))])
-    return out.getvalue()
+def log_confusion_matrix(tracker, run_id: str, title: str) -> None:
+    """The best trial's confusion matrix on the test split, drawn from its logged predictions."""
+    predictions = metrics.parse_predictions(tracker.read_text(run_id, metrics.PREDICTIONS_ARTIFACT))
+    fig = plots.confusion(predictions.scores().confusion, predictions.class_names, title)
+    tracker.log_figure(run_id, fig, metrics.CONFUSION_ARTIFACT)
+    plots.close(fig)
 
 
 class TrackedTuner(kt.engine.base_tuner.BaseTuner):
@@ -186,20 +183,28 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
 
     # -- pieces ----------------------------------------------------------------
     def _evaluate(self, record, model, data, best, history, phase2_start) -> None:
-        """Test the restored best-epoch weights; log test metrics, predictions and curves."""
-        test = data.dataset(self.hypermodel.input_layer, "test")
-        loss, acc = model.evaluate(test, verbose=0)
-        probs = model.predict(test, verbose=0)
-        record.val_accuracy = best.best_logs["val_accuracy"]
-        record.test_accuracy, record.best_epoch = float(acc), best.best_epoch
+        """Score the restored best-epoch weights on validation and test; log the scores, the test
+        predictions and the curves. Test scores are reported, never used to choose."""
+        _, val = self._score(model, data, "validation")
+        outputs, test = self._score(model, data, "test")
+        record.val_accuracy, record.test_accuracy, record.best_epoch = (
+            best.best_logs["val_accuracy"], test.accuracy, best.best_epoch)
         self.tracker.log_metrics(record.run_id, {
-            "test_accuracy": acc, "test_loss": loss, "best_epoch": best.best_epoch,
-            "best_val_accuracy": record.val_accuracy, "best_val_loss": best.best_logs["val_loss"]})
-        self.tracker.log_text(record.run_id, predictions_csv(
-            data.files["test"], data.labels["test"], probs.reshape(-1)), "predictions/test_predictions.csv")
+            "best_epoch": best.best_epoch, "best_val_accuracy": record.val_accuracy,
+            "best_val_loss": best.best_logs["val_loss"], "test_accuracy": test.accuracy,
+            "test_loss": mean_loss(data.n_classes, data.labels["test"], outputs),
+            **val.as_metrics("val"), **test.as_metrics("test")})
+        self.tracker.log_text(record.run_id, metrics.predictions_csv(
+            data.files["test"], data.labels["test"], class_probabilities(outputs), data.class_names),
+            metrics.PREDICTIONS_ARTIFACT)
         fig = plots.curves(history, record.name, phase2_start)
         self.tracker.log_figure(record.run_id, fig, "plots/curves.png")
         plots.close(fig)
+
+    def _score(self, model, data, split: str):
+        """(raw outputs, scores) of `model` on one split."""
+        outputs = model.predict(data.dataset(self.hypermodel.input_layer, split), verbose=0)
+        return outputs, metrics.scores(data.labels[split], class_probabilities(outputs), data.class_names)
 
     def save_model(self, trial_id, model, step=0):
         # Kept on disk until the sweep's winner is known; see harness.winner.

@@ -20,14 +20,14 @@ def save_trained(trial_dir: str, model: keras.Model) -> None:
 
 
 def image_network(trained: keras.Model, frozen: keras.Model | None, image_size: int) -> keras.Model:
-    """Images -> P(dog): preprocessing + frozen backbone part in front of the trained part.
+    """Images -> class probabilities: preprocessing + frozen backbone part in front of the trained part.
 
     With augmentation the trial already trained on images (`frozen` is None then); its
     augmentation layers do nothing at inference.
     """
     if frozen is None:
         return trained
-    return on_images(trained, frozen, image_size, name="cats_vs_dogs")
+    return on_images(trained, frozen, image_size, name="classifier")
 
 
 def assemble(tuner, trial_id: str, frozen: keras.Model | None, image_size: int) -> keras.Model:

@@ -165,7 +165,7 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     tuner = WorkerTuner(  # keras-tuner sees the env and wraps the oracle in its OracleClient
         make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker,
         experiment_id=tracker.run_experiment(parent), parent_id=parent,
-        fixed_params=fixed_params_of(cfg, prepared.precision),
+        fixed_params=fixed_params_of(cfg, prepared),
         reporter=reporter, directory=scratch.name, project_name=tuner_id, overwrite=True)
     tuner.oracle.stub = _Deadlines(tuner.oracle.stub, connect_timeout)
     reporter.sweep_started(cfg, f"worker {tuner_id} of parent run {parent}")

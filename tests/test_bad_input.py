@@ -91,7 +91,7 @@ def _text_as_jpeg(root):
 @pytest.mark.parametrize("breakage, message", [
     (lambda r: shutil.rmtree(r), "data folder not found"),
     (lambda r: shutil.rmtree(r / "validation"), "missing folder"),
-    (lambda r: shutil.rmtree(r / "test" / "dogs"), "missing folder"),
+    (lambda r: shutil.rmtree(r / "test" / "dogs"), "split test has no folder for class 'dogs'"),
     (lambda r: [p.unlink() for p in (r / "train" / "cats").iterdir()], "no images in"),
     (_corrupt_jpeg, "cat.1.jpg is not a readable image"),
     (_text_as_jpeg, "dog.7.jpg is not a readable image"),

@@ -20,7 +20,7 @@ def test_top_block_on_cached_inputs_equals_full_model_on_images(backbone, size):
             for layer in model._flatten_layers():
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.moving_variance.assign(np.full(layer.moving_variance.shape, 0.05, "float32"))
-    hm = FineTune(SearchSpace(), net.top_block, epochs=1)
+    hm = FineTune(SearchSpace(), net.top_block, epochs=1, n_classes=2)
     trial_model = hm.build(kt.HyperParameters())  # [top block + head] on cut features, as trials train it
     head = trial_model.get_layer("head")
     images = keras.Input((size, size, 3))
@@ -61,7 +61,7 @@ def test_cached_feature_pipeline_reshuffles_train_and_keeps_other_splits_in_orde
     rows = np.arange(n, dtype="float32")[:, None] * np.ones((1, 3), "float32")  # row i holds i
     arrays = {"top": {s: rows for s in ("train", "validation")}}
     labels = {s: np.arange(n) % 2 for s in ("train", "validation")}
-    data = TrialData(labels, {}, batch_size=4, arrays=arrays)
+    data = TrialData(labels, {}, batch_size=4, class_names=("a", "b"), arrays=arrays)
 
     def epoch(ds):
         xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))

@@ -126,10 +126,11 @@ def test_winner_is_a_whole_image_network_that_reproduces_its_test_accuracy(store
     info = mlflow.models.get_model_info(best.data.tags["model_uri"])
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 3]
     test = scan(data).splits["test"]
-    probs = model.predict(image_dataset(data, test, 32, 8), verbose=0).reshape(-1)
+    probs = model.predict(image_dataset(data, test, 32, 8, ("cats", "dogs")), verbose=0).reshape(-1)
     rows = _predictions(client, best.info.run_id)
-    assert np.allclose(probs, [float(r["prob_dog"]) for r in rows], atol=1e-3)
-    accuracy = np.mean((probs >= 0.5) == test.labels.astype(bool))
+    assert np.allclose(probs, [float(r["p(dogs)"]) for r in rows], atol=1e-3)
+    assert [r["true_class"] for r in rows] == [("cats", "dogs")[y] for y in test.labels]
+    accuracy = np.mean((probs > 0.5) == test.labels.astype(bool))
     assert accuracy == pytest.approx(best.data.metrics["test_accuracy"])
     assert sweeps[method].data.tags["best_model_uri"] == best.data.tags["model_uri"]
 
@@ -139,14 +140,14 @@ def test_predict_prints_probability_and_class_per_photo(store):
     _, sweeps = _sweeps(client)
     fe = sweeps["feature-extraction"]
     rows = _predictions(client, fe.data.tags["best_run_id"])[:3] + _predictions(client, fe.data.tags["best_run_id"])[-3:]
-    photos = [str(data / r["file"]) for r in rows]
+    photos = [str(data / r["path"]) for r in rows]
     result = runner.invoke(app, ["predict", *photos, "--run", fe.info.run_id, "--tracking-uri", uri])
     assert result.exit_code == 0, result.output
     printed = [line.split("\t") for line in result.stdout.strip().splitlines()]
     assert [p[0] for p in printed] == photos
-    for (_, prob, label), row in zip(printed, rows):
-        assert float(prob) == pytest.approx(float(row["prob_dog"]), abs=2e-3)
-        assert label == ("dog" if int(row["predicted"]) else "cat")
+    for (_, label, prob), row in zip(printed, rows):
+        assert label == row["predicted_class"]
+        assert float(prob) == pytest.approx(float(row[f"p({label})"]), abs=2e-3)
 
 
 def test_predict_and_compare_fail_with_one_line(store, tmp_path):

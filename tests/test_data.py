@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.data import CLASSES, SPLITS, image_dataset, prepare, scan, write_synthetic
+from harness.data import SPLITS, TUTORIAL_CLASSES, image_dataset, prepare, scan, write_synthetic
 from harness.errors import HarnessError
 
 
@@ -14,15 +14,15 @@ def test_synthetic_set_has_the_tutorial_layout(tiny_data):
     ds = scan(tiny_data)
     for split in SPLITS:
         assert len(ds.splits[split].files) == 12
-        assert ds.splits[split].labels.tolist() == [0.0] * 6 + [1.0] * 6
-        for cls in CLASSES:
+        assert ds.splits[split].labels.tolist() == [0] * 6 + [1] * 6
+        for cls in TUTORIAL_CLASSES:
             with Image.open(next((tiny_data / split / cls).iterdir())) as img:
                 assert img.format == "JPEG" and img.size == (40, 40)
 
 
 def test_loader_keeps_file_order_and_labels(tiny_data):
     ds = scan(tiny_data)
-    batches = list(image_dataset(tiny_data, ds.splits["test"], 24, 5))
+    batches = list(image_dataset(tiny_data, ds.splits["test"], 24, 5, ds.class_names))
     labels = np.concatenate([y.numpy().reshape(-1) for _, y in batches])
     assert labels.tolist() == ds.splits["test"].labels.tolist()
     assert batches[0][0].shape == (5, 24, 24, 3)
@@ -39,7 +39,9 @@ def test_fingerprint_changes_with_the_file_list(tmp_path):
 @pytest.mark.parametrize("breakage, message", [
     (lambda r: shutil.rmtree(r), "data folder not found"),
     (lambda r: shutil.rmtree(r / "validation"), "missing folder"),
-    (lambda r: shutil.rmtree(r / "test" / "dogs"), "missing folder"),
+    (lambda r: shutil.rmtree(r / "test" / "dogs"), "split test has no folder for class 'dogs'"),
+    (lambda r: (r / "validation" / "birds").mkdir(), "split validation has an extra class 'birds'"),
+    (lambda r: shutil.rmtree(r / "train" / "dogs"), "has 1 class folder"),
     (lambda r: [p.unlink() for p in (r / "train" / "cats").iterdir()], "no images in"),
 ])
 def test_layout_problems_are_named(tmp_path, breakage, message):
@@ -75,3 +77,26 @@ def test_prepare_refuses_too_few_images(tmp_path):
     (tmp_path / "src").mkdir()
     with pytest.raises(HarnessError, match="the split needs 2000"):
         prepare(tmp_path / "src", tmp_path / "out")
+
+
+def test_classes_come_from_the_folders_sorted_as_keras_sorts_them(tmp_path):
+    """Any class names; label i is the i-th name in sorted order, the order Keras' loader uses."""
+    import keras
+
+    root = tmp_path / "mine"
+    img = Image.fromarray(np.zeros((8, 8, 3), "uint8"))
+    names = ("Zebra", "apple", "défaut", "no defect")
+    for split in SPLITS:
+        for i, cls in enumerate(names):
+            (root / split / cls).mkdir(parents=True)
+            for k in range(i + 1):
+                img.save(root / split / cls / f"{k}.png")
+    ds = scan(root)
+    assert ds.class_names == tuple(sorted(names)) and not ds.binary
+    keras_view = keras.utils.image_dataset_from_directory(root / "train", image_size=(8, 8), verbose=False)
+    assert tuple(keras_view.class_names) == ds.class_names
+    counts = {ds.class_names.index(c): names.index(c) + 1 for c in names}
+    assert np.bincount(ds.splits["train"].labels).tolist() == [counts[i] for i in range(4)]
+    batches = list(image_dataset(root, ds.splits["test"], 8, 4, ds.class_names))
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    assert labels.dtype.kind == "i" and labels.tolist() == ds.splits["test"].labels.tolist()

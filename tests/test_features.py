@@ -26,7 +26,7 @@ def test_extract_once_then_hit(tiny_data):
 
     def images(split):
         calls.append(split)
-        return image_dataset(tiny_data, data.splits[split], 32, 5)
+        return image_dataset(tiny_data, data.splits[split], 32, 5, data.class_names)
 
     first = features.extract(_key(data), data, extractor, images)
     assert not first.hit and calls == ["train", "validation", "test"]
@@ -58,7 +58,7 @@ def test_cache_ls_and_clear(tiny_data):
     data = scan(tiny_data)
     cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32)
     extractor = build_network(cfg).extractor
-    features.extract(_key(data), data, extractor, lambda s: image_dataset(tiny_data, data.splits[s], 32, 5))
+    features.extract(_key(data), data, extractor, lambda s: image_dataset(tiny_data, data.splits[s], 32, 5, data.class_names))
     listed = runner.invoke(app, ["cache", "ls"])
     assert listed.exit_code == 0 and "1 entries" in listed.output and "36 images" in listed.output
     cleared = runner.invoke(app, ["cache", "clear"])

@@ -71,7 +71,7 @@ def test_each_method_has_one_parent_and_a_child_per_trial(swept, method, epochs_
         preds = client.download_artifacts(child.info.run_id, "predictions/test_predictions.csv")
         lines = open(preds).read().strip().splitlines()
         assert len(lines) == 1 + 12
-        correct = sum(int(line.rsplit(",", 1)[1]) for line in lines[1:])
+        correct = sum(int(line.split(",")[3]) for line in lines[1:])  # path,true,predicted,correct,...
         assert correct / 12 == pytest.approx(child.data.metrics["test_accuracy"], abs=1e-6)
 
 
@@ -136,3 +136,25 @@ def test_missing_data_folder_is_one_line(tmp_path, store_uri):
     result = runner.invoke(app, tiny_sweep_args("feature-extraction", tmp_path / "nope", store_uri))
     assert result.exit_code == 2
     assert "data folder not found" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("method", ["feature-extraction", "fine-tune"])
+def test_two_classes_keep_the_tutorials_single_sigmoid_unit(swept, method):
+    """Two classes: one sigmoid unit and binary cross-entropy, exactly the tutorial's head."""
+    import keras
+    import mlflow
+
+    import harness.backbones  # noqa: F401  registers the Preprocess layer for loading
+
+    client, _, _ = swept
+    (parent,), kids = _method_runs(client, method)
+    assert parent.data.tags["classes"] == '["cats", "dogs"]'
+    for child in kids:
+        assert child.data.params["n_classes"] == "2" and child.data.params["output"] == "sigmoid"
+        assert child.data.params["loss"] == "binary_crossentropy"
+    mlflow.set_tracking_uri(client.tracking_uri)
+    model = mlflow.keras.load_model(parent.data.tags["best_model_uri"])
+    dense = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dense)]
+    outputs = [d for d in dense if d.activation.__name__ in ("sigmoid", "softmax")]
+    assert [(d.units, d.activation.__name__) for d in outputs] == [(1, "sigmoid")]
+    assert model.output_shape == (None, 1)
