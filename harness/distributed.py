@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.oracle_service import WORKER_TIMEOUT, Chief
 from harness.progress import NullReporter
 from harness.seeding import seed_everything
-from harness.sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir
+from harness.sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir, warn_about_data
 from harness.tracking import Tracker, resolve_store, start_background_server
 from harness.tuning import TrackedTuner, TrialRecord, make_oracle, public_values, trial_name
 
@@ -155,6 +155,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     reporter = reporter or NullReporter()
     start = time.perf_counter()
     dataset = scan(cfg.data)
+    warn_about_data(dataset, reporter)
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
     tracker = Tracker(store)
