@@ -47,7 +47,8 @@ def handled(fn):
 
 def _sweep_command(method: str):
     def command(
-        config: Path = typer.Option(Path(f"sweeps/{method}.toml"), help="Sweep file (TOML)."),
+        config: Optional[Path] = typer.Option(None, help="Sweep file (TOML); default: the packaged one "
+                                              "(`harness init` copies it for editing)."),
         data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/<class>/."),
         backbone: Optional[str] = typer.Option(None, help="vgg16 | mobilenet_v2"),
         weights: Optional[str] = typer.Option(None, help="imagenet | none | PATH to a .weights.h5 file"),
@@ -75,7 +76,7 @@ def _sweep_command(method: str):
 
         overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
-        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, str(config.resolve()))
+        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout)
         cfg = config_mod.load(config, method, overrides)
         with RichReporter(err) as reporter:
             result = launch(cfg, tracking_uri, how, reporter)
@@ -147,6 +148,20 @@ def data_check(
     out.print(check_view(report), soft_wrap=True)
     if report.problems:
         raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def init(
+    directory: Path = typer.Argument(Path("."), help="Folder to write the sweep files into."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing sweep files."),
+):
+    """Write the two default sweep files into a folder, to edit and pass with --config."""
+    from harness.config import write_defaults
+
+    for path in write_defaults(directory, force):
+        out.print(f"wrote {path}")
+    out.print("edit them, then: harness sweep <method> --config FILE")
 
 
 @app.command()
