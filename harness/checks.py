@@ -95,7 +95,7 @@ def check_folder(root: str | Path) -> DataReport:
         missing = next(s for s in SPLITS if s not in present)
         raise HarnessError(f"{root} has {', '.join(present)} but no {missing}/ folder")
     splits = tuple(present) or ("",)
-    classes = [p.name for p in class_folders(root / splits[0])]
+    classes = class_folders(root / splits[0])
     if not classes:
         raise HarnessError(f"no class folders in {root / splits[0]}")
     for split in splits[1:]:
@@ -106,7 +106,7 @@ def check_folder(root: str | Path) -> DataReport:
 
 
 def _same_classes(root: Path, split: str, classes: list[str], reference: str) -> None:
-    found = [p.name for p in class_folders(root / split)]
+    found = class_folders(root / split)
     missing = sorted(set(classes) - set(found))
     extra = sorted(set(found) - set(classes))
     if missing:
@@ -137,7 +137,7 @@ def _report(root: Path, splits: tuple[str, ...], images: list[ImageFile]) -> Dat
 
 def _class_names(root: Path, splits: tuple[str, ...]) -> set[str]:
     """Class folders, counted even when empty, so an empty class shows as 0."""
-    return {p.name for s in splits for p in class_folders(root / s)}
+    return {name for s in splits for name in class_folders(root / s)}
 
 
 def _repeated_in_one_place(dup: Duplicates) -> bool:

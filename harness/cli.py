@@ -49,7 +49,7 @@ def _sweep_command(method: str):
     def command(
         config: Optional[Path] = typer.Option(None, help="Sweep file (TOML); default: the packaged one "
                                               "(`harness init` copies it for editing)."),
-        data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/<class>/."),
+        data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/<class>/<images>."),
         backbone: Optional[str] = typer.Option(None, help="vgg16 | mobilenet_v2"),
         weights: Optional[str] = typer.Option(None, help="imagenet | none | PATH to a .weights.h5 file"),
         image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),

@@ -41,18 +41,17 @@ def image_files(folder: Path) -> list[Path]:
                   and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def class_folders(folder: Path) -> list[Path]:
-    """The sub-folders of `folder` (hidden ones skipped), sorted by name as Keras sorts classes."""
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: p.name)
-
-
 def fingerprint(root: Path, files: list[Path]) -> str:
     """Changes when any file is added, removed, renamed or rewritten."""
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.relative_to(root).as_posix()}\0{f.stat().st_size}\n".encode())
     return h.hexdigest()[:16]
+
+
+def class_folders(folder: Path) -> list[str]:
+    """Sub-folder names, sorted as Keras sorts them (hidden ones skipped): label i is the i-th."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def scan(root: str | Path) -> DataSet:

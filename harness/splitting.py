@@ -54,14 +54,14 @@ def source_classes(source: Path, dest: Path) -> dict[str, list[Path]]:
         raise HarnessError(f"destination {dest} is not an empty folder")
     if dest.resolve().is_relative_to(source.resolve()):
         raise HarnessError(f"destination {dest} lies inside the source {source}")
-    folders = class_folders(source)
-    if {f.name for f in folders} >= set(SPLITS):
+    names = class_folders(source)
+    if set(names) >= set(SPLITS):
         raise HarnessError(f"{source} is split already (it has {', '.join(SPLITS)} folders); "
                            "give the folder of class folders")
-    if len(folders) < 2:
-        raise HarnessError(f"{source} has {len(folders)} class folder(s); a split needs at least 2 "
+    if len(names) < 2:
+        raise HarnessError(f"{source} has {len(names)} class folder(s); a split needs at least 2 "
                            "(one sub-folder of images per class)")
-    return {f.name: image_files(f) for f in folders}
+    return {name: image_files(source / name) for name in names}
 
 
 def plan(classes: dict[str, list[Path]], validation: float, test: float, seed: int):
