@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def sweep(data: Path, store: Path, args, *extra: str) -> float:
-    cmd = [sys.executable, "-m", "harness", "sweep", "fine-tune", "--config", str(ROOT / "sweeps/fine-tune.toml"),
+    cmd = [sys.executable, "-m", "harness", "sweep", "fine-tune",
            "--data", str(data), "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--backbone", "vgg16",
            "--weights", "none", "--image-size", "48", "--epochs", str(args.epochs), "--seed", "1", *extra]
     start = time.perf_counter()

@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 app = typer.Typer(help="Transfer-learning sweeps with KerasTuner, tracked in MLflow.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 sweep_app = typer.Typer(help="Run a KerasTuner sweep of one method.", no_args_is_help=True)
-data_app = typer.Typer(help="Make or prepare data folders.", no_args_is_help=True)
+data_app = typer.Typer(help="Make, split or check data folders.", no_args_is_help=True)
 cache_app = typer.Typer(help="See or free the feature cache.", no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(data_app, name="data")
@@ -47,7 +47,8 @@ def handled(fn):
 
 def _sweep_command(method: str):
     def command(
-        config: Path = typer.Option(Path(f"sweeps/{method}.toml"), help="Sweep file (TOML)."),
+        config: Optional[Path] = typer.Option(None, help="Sweep file (TOML); default: the packaged one "
+                                              "(`harness init` copies it for editing)."),
         data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/<class>/<images>."),
         backbone: Optional[str] = typer.Option(None, help="vgg16 | mobilenet_v2"),
         weights: Optional[str] = typer.Option(None, help="imagenet | none | PATH to a .weights.h5 file"),
@@ -75,7 +76,7 @@ def _sweep_command(method: str):
 
         overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
-        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, str(config.resolve()))
+        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout)
         cfg = config_mod.load(config, method, overrides)
         with RichReporter(err) as reporter:
             result = launch(cfg, tracking_uri, how, reporter)
@@ -92,15 +93,16 @@ for _method in ("feature-extraction", "fine-tune"):
 @data_app.command("synthetic")
 @handled
 def data_synthetic(
-    directory: Path = typer.Argument(..., help="Folder to write {train,validation,test}/{cats,dogs} into."),
+    directory: Path = typer.Argument(..., help="Folder to write {train,validation,test}/<class>/ into."),
     per_class: int = typer.Option(20, "--per-class", help="Images per class in every split."),
     size: int = typer.Option(64, help="Image side in pixels."),
+    classes: int = typer.Option(2, help="Number of classes (2: the tutorial's cats and dogs)."),
 ):
-    """Write a small two-class JPEG image set in the tutorial's folder layout."""
+    """Write a small synthetic JPEG image set (striped, tinted) in the split layout."""
     from harness.data import write_synthetic
 
-    root = write_synthetic(directory, per_class, size)
-    out.print(f"wrote {6 * per_class} images to {root}")
+    root = write_synthetic(directory, per_class, size, classes=classes)
+    out.print(f"wrote {3 * classes * per_class} images to {root}")
 
 
 @data_app.command("prepare")
@@ -109,12 +111,57 @@ def data_prepare(
     source: Path = typer.Option(..., "--from", help="Folder of Kaggle-style cat.N.jpg / dog.N.jpg files."),
     dest: Path = typer.Option(..., "--to", help="Empty folder for the split."),
 ):
-    """Build the tutorial's 1000/500/500-per-class split, deterministically."""
+    """Build the tutorial's 1000/500/500-per-class cats/dogs split, deterministically."""
     from harness.data import prepare
 
     counts = prepare(source, dest)
     out.print(f"wrote {sum(counts.values())} images to {dest}: " +
               ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@data_app.command("split")
+@handled
+def data_split(
+    source: Path = typer.Option(..., "--from", help="Folder of class folders: DIR/<class>/<images>."),
+    dest: Path = typer.Option(..., "--to", help="New or empty folder for {train,validation,test}/<class>/."),
+    validation: float = typer.Option(0.2, help="Fraction of each class for validation."),
+    test: float = typer.Option(0.2, help="Fraction of each class for test."),
+    seed: int = typer.Option(0, help="Shuffle seed: the same seed gives the same split."),
+):
+    """Split a folder of class folders into train/validation/test, stratified per class."""
+    from harness.data_report import split_view
+    from harness.splitting import split_folder
+
+    out.print(split_view(split_folder(source, dest, validation, test, seed)), soft_wrap=True)
+
+
+@data_app.command("check")
+@handled
+def data_check(
+    directory: Path = typer.Argument(..., help="Split data folder (or a folder of class folders)."),
+):
+    """Find identical images in two splits or under two classes (exit 1 if any); count classes."""
+    from harness.checks import check_folder
+    from harness.data_report import check_view
+
+    report = check_folder(directory)
+    out.print(check_view(report), soft_wrap=True)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def init(
+    directory: Path = typer.Argument(Path("."), help="Folder to write the sweep files into."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing sweep files."),
+):
+    """Write the two default sweep files into a folder, to edit and pass with --config."""
+    from harness.config import write_defaults
+
+    for path in write_defaults(directory, force):
+        out.print(f"wrote {path}")
+    out.print("edit them, then: harness sweep <method> --config FILE")
 
 
 @app.command()

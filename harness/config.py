@@ -204,16 +204,42 @@ def parse(table: dict[str, Any], method: str) -> SweepConfig:
     return SweepConfig(**values)
 
 
-def load(path: Path, method: str, overrides: dict[str, Any] | None = None) -> SweepConfig:
-    """Read a sweep file, apply CLI overrides (None means 'not given'), validate."""
+def default_sweep_file(method: str):
+    """The sweep file shipped inside the package for `method` (an importlib.resources Traversable)."""
+    from importlib.resources import files
+
+    _one_of("method", method, METHODS)
+    return files("harness").joinpath("sweeps", f"{method}.toml")
+
+
+def load(path: Path | None, method: str, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read a sweep file (None: the packaged default for `method`), apply CLI overrides
+    (None means 'not given'), validate."""
+    source = default_sweep_file(method) if path is None else Path(path)
     try:
-        table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        table = tomllib.loads(source.read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
         raise HarnessError(f"sweep file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise HarnessError(f"sweep file {path} is not valid TOML: {exc}") from None
+        raise HarnessError(f"sweep file {path or source.name} is not valid TOML: {exc}") from None
     cfg = parse(table, method)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     for key, value in given.items():
         _typed(key, value, _SCALARS[key])
     return validate(dataclasses.replace(cfg, **given))
+
+
+def write_defaults(folder: str | Path, force: bool = False) -> list[Path]:
+    """`harness init`: copy the packaged sweep files into `folder` for editing. An existing file
+    is an error unless `force` (checked for both before either is written)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise HarnessError(f"{folder} is not a folder")
+    targets = {m: folder / f"{m}.toml" for m in METHODS}
+    existing = [t for t in targets.values() if t.exists()]
+    if existing and not force:
+        raise HarnessError(f"{existing[0]} exists; pass --force to overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    for method, target in targets.items():
+        target.write_text(default_sweep_file(method).read_text(encoding="utf-8"), encoding="utf-8")
+    return list(targets.values())

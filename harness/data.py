@@ -40,7 +40,8 @@ class DataSet:
         return len(self.class_names) == 2
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """The images directly in `folder`, sorted; hidden files and other suffixes are skipped."""
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".")
                   and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -89,7 +90,7 @@ def scan(root: str | Path) -> DataSet:
     for split in SPLITS:
         files, labels = [], []
         for label, cls in enumerate(class_names):
-            found = _image_files(root / split / cls)
+            found = image_files(root / split / cls)
             if not found:
                 raise HarnessError(f"no images in {root / split / cls}")
             files += found
@@ -136,40 +137,58 @@ def image_dataset(root: Path, split: Split, image_size: int, batch_size: int, cl
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Cats: warm horizontal stripes; dogs: cool vertical stripes; plus noise and jitter."""
+# Two classes are the tutorial's: cats as warm horizontal stripes, dogs as cool vertical ones.
+TWO_SYNTHETIC_CLASSES = (("cats", 0.0, (200, 120, 60)), ("dogs", 90.0, (60, 120, 200)))
+# More classes: tints around the colour wheel (30 degrees apart), stripes turned 180/N degrees
+# further per class, so even a random-weight backbone's features tell them apart somewhat.
+PALETTE = (("red", (217, 54, 54)), ("orange", (217, 135, 54)), ("yellow", (217, 217, 54)),
+           ("lime", (135, 217, 54)), ("green", (54, 217, 54)), ("mint", (54, 217, 135)),
+           ("cyan", (54, 217, 217)), ("azure", (54, 135, 217)), ("blue", (54, 54, 217)),
+           ("violet", (135, 54, 217)), ("magenta", (217, 54, 217)), ("pink", (217, 54, 135)))
+
+
+def synthetic_classes(n: int) -> tuple[tuple[str, float, tuple[int, int, int]], ...]:
+    """(name, stripe angle in degrees, tint) of each of n synthetic classes."""
+    if not 2 <= n <= len(PALETTE):
+        raise HarnessError(f"synthetic data has 2 to {len(PALETTE)} classes, not {n}")
+    if n == 2:
+        return TWO_SYNTHETIC_CLASSES
+    return tuple((PALETTE[k * len(PALETTE) // n][0], 180.0 * k / n, PALETTE[k * len(PALETTE) // n][1])
+                 for k in range(n))
+
+
+def _synthetic_image(angle: float, tint: tuple[int, int, int], size: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Stripes at `angle` (0: horizontal) in a jittered tint, plus noise."""
     period = rng.integers(6, 14)
     phase = rng.uniform(0, 2 * np.pi)
-    axis = np.arange(size)
-    wave = 0.5 + 0.5 * np.sin(2 * np.pi * axis / period + phase)
-    pattern = np.tile(wave[:, None], (1, size)) if label == 0 else np.tile(wave[None, :], (size, 1))
-    tint = np.array([200, 120, 60]) if label == 0 else np.array([60, 120, 200])
-    tint = tint + rng.normal(0, 25, 3)
-    img = pattern[..., None] * tint + rng.normal(0, 30, (size, size, 3)) + 30
+    # Rounded so 0 and 90 degrees are exact: the two-class set keeps its exact pixels.
+    c, s = (float(np.round(f(np.radians(angle)), 12)) for f in (np.cos, np.sin))
+    rows, cols = np.mgrid[0:size, 0:size]
+    wave = 0.5 + 0.5 * np.sin(2 * np.pi * (rows * c + cols * s) / period + phase)
+    tint = np.asarray(tint) + rng.normal(0, 25, 3)
+    img = wave[..., None] * tint + rng.normal(0, 30, (size, size, 3)) + 30
     return np.clip(img, 0, 255).astype("uint8")
 
 
 def write_synthetic(root: str | Path, per_class: int = 20, size: int = 64, seed: int = 0,
                     classes: int = 2) -> Path:
-    """A small JPEG set in the split layout; per_class images per class in every split.
-    Two classes are the tutorial's cats and dogs; more get tinted copies of their patterns."""
+    """A small JPEG set of `classes` classes in the split layout; per_class images in every split."""
     from PIL import Image
 
     if per_class < 1 or size < 8:
         raise HarnessError("synthetic data needs --per-class >= 1 and --size >= 8")
-    names = TUTORIAL_CLASSES if classes == 2 else tuple(f"class_{i}" for i in range(classes))
+    kinds = synthetic_classes(classes)
     root = Path(root)
     rng = np.random.default_rng(seed)
     for split in SPLITS:
-        for label, cls in enumerate(names):
-            folder = root / split / cls
+        for name, angle, tint in kinds:
+            folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
+            stem = name[:-1] if classes == 2 else name  # cat.0.jpg, as in the tutorial
             for i in range(per_class):
-                img = _synthetic_image(label % 2, size, rng)
-                if label >= 2:
-                    img = np.roll(img, label, axis=-1)
-                stem = cls[:-1] if classes == 2 else cls
-                Image.fromarray(img).save(folder / f"{stem}.{i}.jpg", quality=90)
+                Image.fromarray(_synthetic_image(angle, tint, size, rng)).save(
+                    folder / f"{stem}.{i}.jpg", quality=90)
     return root
 
 

@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.oracle_service import WORKER_TIMEOUT, Chief
 from harness.progress import NullReporter
 from harness.seeding import seed_everything
-from harness.sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir
+from harness.sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir, warn_about_data
 from harness.tracking import Tracker, resolve_store, start_background_server
 from harness.tuning import (TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle, public_values,
                             trial_name)
@@ -77,9 +77,10 @@ def _gpu_ids() -> list[str]:
 
 
 class Workers:
-    """N local worker processes, each `harness sweep <method> --role worker`, logging to a file."""
+    """N local worker processes, each `harness sweep <method> --role worker`, logging to a file.
+    They need no sweep file: a worker runs the chief's `sweep_config.json`."""
 
-    def __init__(self, count: int, cfg: SweepConfig, config_path: str, oracle: str, parent: str,
+    def __init__(self, count: int, cfg: SweepConfig, oracle: str, parent: str,
                  tracking_uri: str, log_dir: Path):
         log_dir.mkdir(parents=True, exist_ok=True)
         cpus, gpus = sorted(os.sched_getaffinity(0)), _gpu_ids()
@@ -89,7 +90,7 @@ class Workers:
             env = worker_env(i, count, cpus, gpus)
             cmd = [sys.executable, "-m", "harness", "sweep", cfg.method, "--role", "worker",
                    "--oracle", oracle, "--parent-run", parent, "--tracking-uri", tracking_uri,
-                   "--config", config_path, "--data", cfg.data]
+                   "--data", cfg.data]
             tuner_id = env["KERASTUNER_TUNER_ID"]
             self.logs[tuner_id] = log_dir / f"{tuner_id}.log"
             with open(self.logs[tuner_id], "wb") as log:
@@ -148,7 +149,7 @@ def _oracle_record(trial, method: str) -> TrialRecord:
 
 
 def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers: int = 0,
-              config_path: str = "", reporter=None, worker_timeout: float = WORKER_TIMEOUT) -> SweepResult:
+              reporter=None, worker_timeout: float = WORKER_TIMEOUT) -> SweepResult:
     """Serve the oracle at `address` and own the parent run until every trial has ended.
 
     With `workers` > 0, also start that many local worker processes (after the features are
@@ -156,6 +157,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     reporter = reporter or NullReporter()
     start = time.perf_counter()
     dataset = scan(cfg.data)
+    warn_about_data(dataset, reporter)
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
     tracker = Tracker(store)
@@ -183,7 +185,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
             uri = store.uri
             if store.local_dir is not None:  # one sqlite file, many writers: put a server in front
                 server, uri = start_background_server(store, free_port(), logs.parent / "mlflow-server.log")
-            local = Workers(workers, cfg, config_path, _local_address(address, chief.port), parent, uri, logs)
+            local = Workers(workers, cfg, _local_address(address, chief.port), parent, uri, logs)
         _watch(chief, local, reporter, cfg.max_trials, cfg.method)
         if local:
             local.wait(60)

@@ -19,7 +19,6 @@ class Launch:
     oracle: str | None = None
     parent_run: str | None = None
     connect_timeout: float = 600.0
-    config_path: str = ""
 
     def __post_init__(self):
         if self.resume and self.fresh:
@@ -56,4 +55,4 @@ def launch(cfg: SweepConfig, tracking_uri: str | None, how: Launch, reporter):
     from harness.distributed import chief_address, run_chief
 
     return run_chief(cfg, tracking_uri, chief_address(how.role, how.oracle, how.workers), how.workers,
-                     how.config_path, reporter)
+                     reporter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -15,6 +16,7 @@ class NullReporter:
     def epoch_ended(self, epoch: int, total: int, logs: dict) -> None: ...
     def trial_ended(self, record) -> None: ...
     def workers_changed(self, workers: list, done: int, total: int) -> None: ...
+    def warn(self, text: str) -> None: ...
 
 
 class RichReporter(NullReporter):
@@ -34,6 +36,9 @@ class RichReporter(NullReporter):
 
     def __exit__(self, *exc):
         self.progress.stop()
+
+    def warn(self, text):
+        self.console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
     def extracting(self, split, count):
         self.console.print(f"[dim]extracting backbone features: {split} ({count} images)[/]")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import backbones, features, hardware, winner
+from harness.checks import check_dataset, warnings
 from harness.config import SweepConfig
 from harness.data import DataSet, image_dataset, scan
 from harness.methods import METHODS, TrialData, loss_for
@@ -161,6 +162,12 @@ def _cache_tag(cfg: SweepConfig, prepared: Prepared) -> str:
     return "hit" if prepared.cache_hit else "miss"
 
 
+def warn_about_data(dataset: DataSet, reporter) -> None:
+    """Duplicates across splits or classes: one warning line per kind; the sweep goes on."""
+    for line in warnings(check_dataset(dataset)):
+        reporter.warn(line)
+
+
 def tuner_dir(store: Store) -> Path:
     """keras-tuner's own state lives beside a local store, else in the working folder."""
     return (store.local_dir or Path(".harness")) / "tuner"
@@ -174,6 +181,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
     reporter = reporter or NullReporter()
     start = time.perf_counter()
     dataset = scan(cfg.data)  # bad folders and images fail here, before any compute or logging
+    warn_about_data(dataset, reporter)
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
     tracker = Tracker(store)

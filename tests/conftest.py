@@ -44,9 +44,8 @@ TINY_FLAGS = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32", 
 
 
 def tiny_sweep_args(method: str, data: Path, store_uri: str, *extra: str) -> list[str]:
-    config = Path(__file__).resolve().parents[1] / "sweeps" / f"{method}.toml"
-    return ["sweep", method, "--config", str(config), "--data", str(data), "--tracking-uri", store_uri,
-            *TINY_FLAGS, *extra]
+    """A tiny sweep with the packaged default sweep file (no --config), flags overriding it."""
+    return ["sweep", method, "--data", str(data), "--tracking-uri", store_uri, *TINY_FLAGS, *extra]
 
 
 def runs_of(client, experiment: str):

@@ -42,8 +42,8 @@ def test_augmentation_runs_the_full_network_and_says_so(tiny_data, store_uri, cl
 
     sweep_file = tmp_path / "augment.toml"
     sweep_file.write_text('method = "fine-tune"\naugment = true\n')
-    args = tiny_sweep_args("fine-tune", tiny_data, store_uri, "--max-trials", "1", "--epochs", "1")
-    args[args.index("--config") + 1] = str(sweep_file)
+    args = tiny_sweep_args("fine-tune", tiny_data, store_uri, "--max-trials", "1", "--epochs", "1",
+                           "--config", str(sweep_file))
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     (parent,), (child,) = runs_of(client, "tiny")

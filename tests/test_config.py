@@ -1,18 +1,14 @@
 """Sweep files: strict parsing, validation that names the key, CLI overrides."""
 
-from pathlib import Path
 
 import pytest
 
 from harness import config
 from harness.errors import HarnessError
 
-SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
-
-
 @pytest.mark.parametrize("method", config.METHODS)
 def test_shipped_sweep_files_load_with_tutorial_defaults(method):
-    cfg = config.load(SWEEPS / f"{method}.toml", method)
+    cfg = config.load(None, method)  # None: the sweep file packaged with harness
     assert cfg.backbone == "vgg16" and cfg.weights == "imagenet" and cfg.image_size == 150
     assert cfg.epochs == 20 and cfg.batch_size == 64
     assert cfg.space.units.default == 128 and cfg.space.dropout.default == 0.5
@@ -21,7 +17,7 @@ def test_shipped_sweep_files_load_with_tutorial_defaults(method):
 
 
 def test_flags_override_the_file():
-    cfg = config.load(SWEEPS / "fine-tune.toml", "fine-tune",
+    cfg = config.load(None, "fine-tune",
                       {"backbone": "mobilenet_v2", "epochs": 3, "max_trials": None})
     assert (cfg.backbone, cfg.epochs, cfg.max_trials) == ("mobilenet_v2", 3, 10)
 
@@ -56,7 +52,7 @@ def test_bad_sweep_files_are_rejected_naming_the_key(tmp_path, text, key):
 
 def test_wrong_override_type_is_rejected():
     with pytest.raises(HarnessError, match="epochs"):
-        config.load(SWEEPS / "fine-tune.toml", "fine-tune", {"epochs": "3"})
+        config.load(None, "fine-tune", {"epochs": "3"})
 
 
 def test_invalid_toml_and_missing_file(tmp_path):

@@ -1,14 +1,11 @@
 """Real photos and real ImageNet weights from ../shared (run with -m integration; skip if absent)."""
 
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
 from conftest import SHARED_DATA, SHARED_WEIGHTS, runs_of
 from harness.cli import app
 
-SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not (SHARED_DATA.is_dir() and SHARED_WEIGHTS.is_file()),
@@ -20,7 +17,7 @@ pytestmark = [
 def test_real_photos_sweep_reaches_the_tutorial_level(method, epochs, store_uri, client):
     args = ["sweep", method, "--data", str(SHARED_DATA), "--backbone", "mobilenet_v2",
             "--weights", str(SHARED_WEIGHTS), "--max-trials", "2", "--epochs", str(epochs),
-            "--tracking-uri", store_uri, "--config", str(SWEEPS / f"{method}.toml")]
+            "--tracking-uri", store_uri]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     (parent,), children = runs_of(client, "cats_and_dogs_small")
