@@ -169,7 +169,8 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
     dataset = scan(cfg.data)  # bad folders and images fail here, before any compute or logging
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
-    tracker = Tracker(store)
+    tracker = Tracker(store, reporter.store_waiting)
+    tracker.find_experiment(cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
     key = sweep_key(cfg, dataset.fingerprint)
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter, use_cache)
