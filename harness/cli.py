@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import HarnessError
 
@@ -41,7 +42,7 @@ def handled(fn):
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM via harness.interrupts
             from harness.interrupts import exit_code
@@ -86,7 +87,7 @@ def _sweep_command(method: str):
         how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, str(config.resolve()))
         cfg = config_mod.load(config, method, overrides)
         for warning in launch_warnings(how):
-            err.print(warning.replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
+            err.print(escape(warning).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
         with RichReporter(err) as reporter:
             result = launch(cfg, tracking_uri, how, reporter)
         out.print(result_view(result))
@@ -183,7 +184,7 @@ def server(
 
     plan = tracking_server_plan(backend_store_uri, host, port, artifacts_destination, auth, allowed_hosts, workers)
     for note in plan.notes:
-        err.print(note.replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
+        err.print(escape(note).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
     err.print(f"{plan.what} on {host}:{port}  (Ctrl-C stops it)", soft_wrap=True)
     serve(plan, lambda: err.print(f"ready: {plan.url}"))
 

@@ -113,7 +113,7 @@ def host_names(host: str, extra: list[str]) -> list[str]:
     else:
         names.append(f"[{host}]" if ":" in host else host)
     if not is_loopback(host):
-        names += [socket.gethostname(), socket.getfqdn()]
+        names += [n for n in (socket.gethostname(), socket.getfqdn()) if n not in LOCALHOST]
     names += [n.strip() for item in extra for n in item.split(",") if n.strip()]
     return list(dict.fromkeys(names))
 

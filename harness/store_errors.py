@@ -111,6 +111,10 @@ def classify(exc: BaseException, uri: str, waited: float | None = None) -> Store
         return _refused(status, " ".join(str(e) for e in chain), uri)
     code = next((getattr(e, "error_code", None) for e in chain if getattr(e, "error_code", None)), None)
     message = first_line(exc)
+    missing = next((e for e in chain if isinstance(e, ModuleNotFoundError)), None)
+    if missing is not None:
+        return StoreError(f"tracking store {uri} needs a database driver that is not installed ({missing}): "
+                          "install it (PostgreSQL: pip install 'psycopg[binary]', harness's `postgres` extra)")
     if code == "INVALID_STATE" and "active" in message:
         return StoreError(f"tracking store {uri}: {message} (deleted, e.g. in the MLflow UI); restore it "
                           "with `mlflow experiments restore`, or pick another name with --experiment NAME",
@@ -153,6 +157,27 @@ def probe_server(uri: str, timeout: float = 5.0) -> None:
         reason = exc.strerror or type(exc).__name__
         raise StoreError(f"cannot reach tracking server {shown(uri)} ({reason}): start it (harness server), or "
                          "check --tracking-uri / MLFLOW_TRACKING_URI", "unavailable") from None
+
+
+def probe_database(uri: str, timeout: int = 5) -> None:
+    """A database server (PostgreSQL, MySQL) that is down, refuses the login or lacks the
+    database fails here in seconds, not after MLflow's two minutes of engine retries."""
+    import sqlalchemy
+
+    args = {"connect_timeout": timeout} if uri.startswith("postgresql") else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=args)
+    except ModuleNotFoundError as exc:
+        raise classify(exc, uri) from None
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = first_line(getattr(exc, "orig", None) or exc)
+        raise StoreError(f"cannot open tracking store {shown(uri)} ({reason}): check the URI (the database must "
+                         "exist and accept this user), and that its server runs", "unavailable") from None
+    finally:
+        engine.dispose()
 
 
 def check_sqlite(uri: str, path) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from harness.errors import HarnessError, StoreError
 from harness.store_errors import (Guarded, Patience, check_experiment_name, check_sqlite, classify, first_line,
-                                  probe_server, server_wait, shown)
+                                  probe_database, probe_server, server_wait, shown)
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
@@ -114,6 +114,8 @@ class Tracker:
             for key, value in HTTP_DEFAULTS.items():
                 os.environ.setdefault(key, value)
             probe_server(store.uri)
+        elif urlparse(store.uri).scheme.startswith(("postgresql", "mysql", "mssql")):
+            probe_database(store.uri)
         check_sqlite(store.uri, sqlite_path(store.uri))
         self.patience = Patience(store.uri, server_wait(), on_wait)
         self.raw = self.patience.call(MlflowClient, tracking_uri=store.uri)  # opens (and checks) a database
