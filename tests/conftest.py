@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,34 @@ def wait_healthy(url: str, proc, timeout: float = 240.0) -> None:
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+class Started:
+    """Processes started by a test, each in its own session and log file; all killed at teardown."""
+
+    def __init__(self, folder):
+        self.folder, self.procs = folder, []
+
+    def __call__(self, name, args, env=None):
+        with open(self.folder / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **(env or {})}, cwd=self.folder, start_new_session=True)
+        proc.name = name
+        self.procs.append(proc)
+        return proc
+
+    def log(self, proc) -> str:
+        return (self.folder / f"{proc.name}.log").read_text(errors="replace")
+
+    def kill_all(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+
+
+@pytest.fixture
+def started(tmp_path):
+    procs = Started(tmp_path)
+    yield procs
+    procs.kill_all()

@@ -4,10 +4,6 @@ its tuner state intact, and `--resume` finishes it once the server is back. (-m 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -17,37 +13,6 @@ from conftest import free_port, process_tree, runs_of, tiny_sweep_args, wait_hea
 
 pytestmark = pytest.mark.slow
 EPOCHS, TRIALS = 3, 3
-
-
-class Started:
-    """Processes started by a test, each in its own session and log file; all killed at teardown."""
-
-    def __init__(self, folder):
-        self.folder, self.procs = folder, []
-
-    def __call__(self, name, args, env=None):
-        log = open(self.folder / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, cwd=self.folder, start_new_session=True)
-        proc.name = name
-        self.procs.append(proc)
-        return proc
-
-    def log(self, proc) -> str:
-        return (self.folder / f"{proc.name}.log").read_text(errors="replace")
-
-    def kill_all(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
-
-
-@pytest.fixture
-def started(tmp_path):
-    procs = Started(tmp_path)
-    yield procs
-    procs.kill_all()
 
 
 def _server(started, port, db):
