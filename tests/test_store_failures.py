@@ -13,7 +13,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_sweep_args
+from conftest import free_port, tiny_sweep_args
 from harness.cli import app
 
 runner = CliRunner()
@@ -61,7 +61,7 @@ def test_a_store_file_that_is_not_mlflows(tiny_data, tmp_path, content, expected
     uri = f"sqlite:///{path}"
     _one_line(tiny_sweep_args("feature-extraction", tiny_data, uri), str(path), expected, "--tracking-uri")
     _one_line(["compare", "--tracking-uri", uri], expected)
-    _one_line(["ui", "--tracking-uri", uri, "--port", "1"], expected)
+    _one_line(["ui", "--tracking-uri", uri, "--port", str(free_port())], expected)
     assert _digest(path) == before
 
 
