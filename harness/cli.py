@@ -155,7 +155,10 @@ def ui(
     """Start the MLflow UI for the project's store, bound to 127.0.0.1."""
     from harness.servers import serve, ui_plan
 
-    plan = ui_plan(tracking_uri, port)
+    try:
+        plan = ui_plan(tracking_uri, port)
+    except KeyboardInterrupt:  # stopped while starting: nothing ran, nothing to say
+        raise typer.Exit(130) from None
     if plan.remote:
         out.print(f"{plan.what} serves its own UI: open {plan.url}", soft_wrap=True)
         return
@@ -182,7 +185,11 @@ def server(
     """Start an MLflow tracking server (runs and artifacts) for sweeps across processes or machines."""
     from harness.servers import serve, tracking_server_plan
 
-    plan = tracking_server_plan(backend_store_uri, host, port, artifacts_destination, auth, allowed_hosts, workers)
+    try:
+        plan = tracking_server_plan(backend_store_uri, host, port, artifacts_destination, auth, allowed_hosts,
+                                    workers)
+    except KeyboardInterrupt:  # stopped while starting: nothing ran, nothing to say
+        raise typer.Exit(130) from None
     for note in plan.notes:
         err.print(escape(note).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
     err.print(f"{plan.what} on {host}:{port}  (Ctrl-C stops it)", soft_wrap=True)
