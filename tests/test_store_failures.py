@@ -123,3 +123,60 @@ def test_registered_model_names_are_checked_as_mlflow_would():
                       ("m" * 300, "at most 256")):
         with pytest.raises(HarnessError, match=text):
             check_registered_model_name(bad)
+
+
+def test_a_store_that_went_away_is_waited_for_then_given_up_on(monkeypatch):
+    """The policy the slow server-restart tests exercise end to end, on a stand-in request."""
+    import requests
+
+    from harness.errors import StoreUnavailable
+    from harness.store_errors import Patience
+
+    monkeypatch.setattr("harness.store_errors.time.sleep", lambda s: None)
+    heard, failures = [], iter([True, True, False])
+
+    def request():
+        if next(failures):
+            raise requests.exceptions.ConnectionError("Max retries exceeded (Connection refused)")
+        return "answer"
+
+    patience = Patience("http://server:5000", wait=60, on_wait=heard.append)
+    with pytest.raises(Exception, match="cannot reach tracking store http://server:5000 .connection refused"):
+        patience.call(request)  # never answered yet: fail at once, no waiting
+    patience.reached = True
+    assert patience.call(request) == "answer"
+    assert [m.split(";")[0] for m in heard] == ["tracking store http://server:5000 is not answering",
+                                               "tracking store http://server:5000 answers again"]
+
+    def gone():
+        raise requests.exceptions.ConnectionError("Connection refused")
+
+    patience.wait = 0.05
+    with pytest.raises(StoreUnavailable, match="stopped answering .* --resume"):
+        patience.call(gone)
+    with pytest.raises(StoreUnavailable):  # the clean-up afterwards tries once, same line
+        patience.call(gone)
+
+
+@pytest.mark.parametrize("status, body, user, expected", [
+    (401, "You are not authenticated.", None, "needs a login (HTTP 401): set MLFLOW_TRACKING_USERNAME and"),
+    (401, "You are not authenticated.", "ann", "rejected the login of user 'ann' (HTTP 401)"),
+    (403, "Permission denied", "ann", "user 'ann' may not do this (HTTP 403)"),
+    (403, "Invalid Host header - possible DNS rebinding attack detected", "ann", "--allowed-hosts server:5000"),
+])
+def test_a_server_that_refuses_names_the_variables_or_flag_to_fix(status, body, user, expected, monkeypatch):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, UNAUTHENTICATED
+
+    from harness.store_errors import classify
+
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    if user:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "some-password")
+    exc = MlflowException(f"API request to endpoint /api/2.0/mlflow/runs/create failed with error code {status} "
+                          f"!= 200. Response body: '{body}'",
+                          error_code=UNAUTHENTICATED if status == 401 else PERMISSION_DENIED)
+    error = classify(exc, "http://server:5000")
+    assert expected in str(error) and "\n" not in str(error)
