@@ -42,8 +42,8 @@ def _image_files(folder: Path) -> list[Path]:
 
 def fingerprint(root: Path, files: list[Path]) -> str:
     """Changes when any file is added, removed, renamed or changed in any byte: every file's
-    content is hashed (SHA-256; about 0.1 s for the 4,000 tutorial photos, 39 MB, once cached
-    by the OS), so a photo edited in place is never mistaken for the one it replaced."""
+    content is hashed (SHA-256: 0.16-0.4 s for the 4,000 tutorial photos, 32 MB, in the OS's
+    cache, about 1 s from disk), so a photo edited in place is never mistaken for the old one."""
     h = hashlib.sha256()
     for f in files:
         with open(f, "rb") as content:
