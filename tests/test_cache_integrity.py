@@ -107,24 +107,20 @@ def test_a_full_disk_mid_write_leaves_no_entry_and_the_next_run_extracts_again(t
 
 def test_an_entry_cut_short_is_extracted_again(tiny_data):
     from harness.config import SweepConfig
-    from harness.data import image_dataset
-    from harness.sweep import build_network
+    from harness.sweep import build_network, cached_features
 
-    data = scan(tiny_data)
-    extractor = build_network(SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none",
-                                          image_size=32, precision="float32")).extractor
-    key = features.FeatureKey("vgg16", None, "none", 32, "caffe", "block4_pool", data.fingerprint)
-    calls = []
+    cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32,
+                      batch_size=5, precision="float32")
+    net, data, extracted = build_network(cfg), scan(tiny_data), []
 
-    def images(split):
-        calls.append(split)
-        return image_dataset(tiny_data, data.splits[split], 32, 5)
+    def entry():
+        return cached_features(cfg, net, data, progress=lambda split, count: extracted.append(split))
 
-    first = features.extract(key, data, extractor, images)
+    first = entry()
     victim = first.path / "test.top.npy"  # as if the machine had died before this reached the disk
     with open(victim, "r+b") as f:
         f.truncate(victim.stat().st_size // 2)
-    again = features.extract(key, data, extractor, images)
-    assert not again.hit and calls == ["train", "validation", "test"] * 2
+    again = entry()
+    assert not again.hit and extracted == ["train", "validation", "test"] * 2
     np.testing.assert_array_equal(np.asarray(again.arrays["top"]["train"]), np.asarray(first.arrays["top"]["train"]))
-    assert features.extract(key, data, extractor, images).hit
+    assert entry().hit and len(extracted) == 6
