@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import HarnessError
 
@@ -25,6 +25,15 @@ out = Console()
 err = Console(stderr=True)
 
 
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up log lines.")):
+    """Transfer-learning sweeps with KerasTuner, tracked in MLflow."""
+    if verbose:
+        from harness import quiet
+
+        quiet.verbose()
+
+
 def handled(fn):
     """Known problems become one line on stderr and exit code 2; Ctrl-C exits 130."""
 
@@ -33,7 +42,7 @@ def handled(fn):
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM via harness.interrupts
             from harness.interrupts import exit_code
@@ -70,7 +79,7 @@ def _sweep_command(method: str):
                                               help="Worker: seconds to wait for the chief."),
     ):
         from harness import config as config_mod
-        from harness.launch import Launch, launch
+        from harness.launch import Launch, launch, launch_warnings
         from harness.progress import RichReporter
         from harness.summary import result_view
 
@@ -78,6 +87,8 @@ def _sweep_command(method: str):
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
         how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout)
         cfg = config_mod.load(config, method, overrides)
+        for warning in launch_warnings(how):
+            err.print(escape(warning).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
         with RichReporter(err) as reporter:
             result = launch(cfg, tracking_uri, how, reporter)
         out.print(result_view(result))
@@ -189,11 +200,17 @@ def ui(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
 ):
     """Start the MLflow UI for the project's store, bound to 127.0.0.1."""
-    from harness.tracking import resolve_store, serve_ui
+    from harness.servers import serve, ui_plan
 
-    store = resolve_store(tracking_uri)
-    err.print(f"MLflow UI for {store.uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)")
-    sys.exit(serve_ui(store, port))
+    try:
+        plan = ui_plan(tracking_uri, port)
+    except KeyboardInterrupt:  # stopped while starting: nothing ran, nothing to say
+        raise typer.Exit(130) from None
+    if plan.remote:
+        out.print(f"{plan.what} serves its own UI: open {plan.url}", soft_wrap=True)
+        return
+    err.print(f"{plan.what} at {plan.url}  (Ctrl-C stops it)", soft_wrap=True)
+    serve(plan)
 
 
 @app.command()
@@ -205,13 +222,25 @@ def server(
         None, "--backend-store-uri", help="SQLAlchemy URI (default: the project's sqlite store)."),
     artifacts_destination: Optional[str] = typer.Option(
         None, "--artifacts-destination", help="Where the server keeps uploaded artifacts."),
+    auth: Optional[bool] = typer.Option(
+        None, "--auth/--no-auth", help="MLflow basic auth (default: on unless --host is loopback)."),
+    allowed_hosts: list[str] = typer.Option(
+        [], "--allowed-hosts", help="More host names clients may use (comma-separated; besides --host "
+                                    "and this machine's names)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Server worker processes (MLflow's default: 4)."),
 ):
     """Start an MLflow tracking server (runs and artifacts) for sweeps across processes or machines."""
-    from harness.tracking import resolve_store, serve, server_for
+    from harness.servers import serve, tracking_server_plan
 
-    store = resolve_store(backend_store_uri)
-    err.print(f"MLflow tracking server for {store.uri} at http://{host}:{port}  (Ctrl-C stops it)")
-    sys.exit(serve(server_for(store, host, port, artifacts_destination)))
+    try:
+        plan = tracking_server_plan(backend_store_uri, host, port, artifacts_destination, auth, allowed_hosts,
+                                    workers)
+    except KeyboardInterrupt:  # stopped while starting: nothing ran, nothing to say
+        raise typer.Exit(130) from None
+    for note in plan.notes:
+        err.print(escape(note).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
+    err.print(f"{plan.what} on {host}:{port}  (Ctrl-C stops it)", soft_wrap=True)
+    serve(plan, lambda: err.print(f"ready: {plan.url}"))
 
 
 @app.command()

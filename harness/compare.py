@@ -90,12 +90,12 @@ def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, d
     if experiment:
         exp_id = tracker.find_experiment(experiment)
         if exp_id is None:
-            raise HarnessError(f"experiment {experiment!r} not found in {tracker.store.uri}")
+            raise HarnessError(f"experiment {experiment!r} not found in {tracker.store.shown}")
         sweeps = tracker.search([exp_id], SWEEP_FILTER)
     else:
         sweeps = tracker.search(None, SWEEP_FILTER)
         if not sweeps:
-            raise HarnessError(f"no finished sweep in {tracker.store.uri}; run `harness sweep ...` first")
+            raise HarnessError(f"no finished sweep in {tracker.store.shown}; run `harness sweep ...` first")
         exp_id = sweeps[0].experiment_id
         sweeps = [s for s in sweeps if s.experiment_id == exp_id]
     latest: dict[str, RunView] = {}

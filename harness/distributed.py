@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-import socket
+import secrets
 import subprocess
 import sys
 import time
@@ -16,21 +16,16 @@ from harness import backbones
 from harness.config import SweepConfig
 from harness.data import scan
 from harness.errors import HarnessError
-from harness.oracle_service import WORKER_TIMEOUT, Chief
+from harness.oracle_service import TOKEN_ENV, WORKER_TIMEOUT, Chief
 from harness.progress import NullReporter
 from harness.seeding import seed_everything
+from harness.servers import start_background_server
 from harness.sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir, warn_about_data
-from harness.tracking import Tracker, resolve_store, start_background_server
+from harness.tracking import Tracker, resolve_store
 from harness.tuning import (TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle, public_values,
                             trial_name)
 
 DONE_GRACE = 15.0  # after the last trial, how long idle workers get to hear "stop"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def chief_address(role: str | None, oracle: str | None, workers: int) -> str:
@@ -81,13 +76,15 @@ class Workers:
     They need no sweep file: a worker runs the chief's `sweep_config.json`."""
 
     def __init__(self, count: int, cfg: SweepConfig, oracle: str, parent: str,
-                 tracking_uri: str, log_dir: Path):
+                 tracking_uri: str, log_dir: Path, token: str | None = None):
         log_dir.mkdir(parents=True, exist_ok=True)
         cpus, gpus = sorted(os.sched_getaffinity(0)), _gpu_ids()
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         for i in range(count):
             env = worker_env(i, count, cpus, gpus)
+            if token:
+                env[TOKEN_ENV] = token
             cmd = [sys.executable, "-m", "harness", "sweep", cfg.method, "--role", "worker",
                    "--oracle", oracle, "--parent-run", parent, "--tracking-uri", tracking_uri,
                    "--data", cfg.data]
@@ -160,14 +157,17 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     warn_about_data(dataset, reporter)
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
-    tracker = Tracker(store)
+    tracker = Tracker(store, reporter.store_waiting)
+    tracker.find_experiment(cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # leave GPU memory to the workers
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter)
     experiment_id = tracker.experiment_id(cfg.experiment_name)
     oracle = make_oracle(cfg)
     oracle.verbose = 0  # progress is ours (the reporter), not the oracle's printout
-    chief = Chief(oracle, address, worker_timeout)
+    # Local workers get a token of their own, so no other process on this machine can ask for trials.
+    token = os.environ.get(TOKEN_ENV) or (secrets.token_urlsafe(24) if workers else None)
+    chief = Chief(oracle, address, worker_timeout, token)
     name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
     tags = sweep_tags(cfg, dataset, prepared)
     parent = tracker.start_run(experiment_id, name, tags)
@@ -184,8 +184,9 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
             logs.mkdir(parents=True, exist_ok=True)
             uri = store.uri
             if store.local_dir is not None:  # one sqlite file, many writers: put a server in front
-                server, uri = start_background_server(store, free_port(), logs.parent / "mlflow-server.log")
-            local = Workers(workers, cfg, _local_address(address, chief.port), parent, uri, logs)
+                server, uri = start_background_server(store.uri, store.artifact_root,
+                                                      logs.parent / "mlflow-server.log")
+            local = Workers(workers, cfg, _local_address(address, chief.port), parent, uri, logs, token)
         _watch(chief, local, reporter, cfg.max_trials, cfg.method)
         if local:
             local.wait(60)
@@ -201,8 +202,7 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
         raise
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(30)
+            server.stop()
     return SweepResult(cfg.method, cfg.experiment_name, parent, store.uri, records, best, seconds,
                        prepared.cache_hit, prepared.extraction_seconds, tags)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from harness.config import SweepConfig
@@ -31,6 +32,24 @@ class Launch:
     @property
     def mode(self) -> str:
         return "resume" if self.resume else "fresh" if self.fresh else "auto"
+
+
+def launch_warnings(how: Launch) -> list[str]:
+    """Lines the user should read before a chief opens its oracle port to the network."""
+    from harness.oracle_service import TOKEN_ENV
+    from harness.servers import is_loopback
+
+    if how.role != "chief" or not how.oracle:
+        return []
+    host, _, port = how.oracle.rpartition(":")
+    if is_loopback(host):
+        return []
+    if os.environ.get(TOKEN_ENV):
+        guard = f"calls must carry {TOKEN_ENV}, but travel unencrypted"
+    else:
+        guard = f"anyone who reaches it can take part (set {TOKEN_ENV} to one secret on the chief and every worker)"
+    return [f"warning: the chief's oracle listens on {how.oracle}; keras-tuner's gRPC service has no login and "
+            f"{guard}: keep port {port} reachable only from the workers' network"]
 
 
 def worker_oracle(how: Launch) -> str:

@@ -3,6 +3,8 @@ the bookkeeping keras-tuner leaves out (dead workers, idle workers, a prompt shu
 
 from __future__ import annotations
 
+import hmac
+import os
 import time
 from concurrent import futures
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from keras_tuner.src import protos
 from keras_tuner.src.distribute.oracle_chief import OracleServicer
 from keras_tuner.src.engine.trial import Trial, TrialStatus
 
+TOKEN_ENV = "HARNESS_ORACLE_TOKEN"  # a shared secret every worker must send the chief
 HEARTBEAT_SECONDS = 2.0  # how often a worker tells the chief it is still on its trial
 WORKER_TIMEOUT = 60.0    # silence after which a worker's trial goes back in the queue
 IDLE_WAIT = 1.0          # an idle worker re-asks this often while others still run trials
@@ -79,6 +82,31 @@ class Servicer(OracleServicer):
         return super().UpdateTrial(request, context)
 
 
+def token_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """What a worker sends with every call when the chief wants a token."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class _TokenCheck(grpc.ServerInterceptor):
+    """Turns away every call that does not carry the shared token. keras-tuner's client opens
+    its own insecure channel, but harness sends each call through its own stub wrapper
+    (harness.worker), so the token travels without patching keras-tuner."""
+
+    def __init__(self, token: str):
+        self.expected = token_metadata(token)[0][1].encode()
+
+        def refuse(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{TOKEN_ENV} missing or wrong")
+
+        self.refuse = grpc.unary_unary_rpc_method_handler(refuse)
+
+    def intercept_service(self, continuation, details):
+        given = dict(details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(given.encode(), self.expected):
+            return continuation(details)
+        return self.refuse
+
+
 @dataclass
 class WorkerState:
     tuner_id: str
@@ -89,10 +117,12 @@ class WorkerState:
 class Chief:
     """Serves the oracle; `tick()` re-queues the trials of workers gone silent or dead."""
 
-    def __init__(self, oracle, address: str, worker_timeout: float = WORKER_TIMEOUT):
+    def __init__(self, oracle, address: str, worker_timeout: float = WORKER_TIMEOUT, token: str | None = None):
         self.oracle, self.worker_timeout = oracle, worker_timeout
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         self.servicer = Servicer(oracle)
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                                  interceptors=[_TokenCheck(self.token)] if self.token else None)
         protos.get_service_grpc().add_OracleServicer_to_server(self.servicer, self.server)
         self.port = self.server.add_insecure_port(address)
         if self.port == 0:

@@ -32,7 +32,7 @@ def model_uri(tracker: Tracker, run_id: str | None) -> tuple[str, tuple[str, ...
     else:
         sweeps = [r for r in tracker.search(None, SWEEP_FILTER) if "best_model_uri" in r.tags]
         if not sweeps:
-            raise HarnessError(f"no finished sweep with a logged model in {tracker.store.uri}")
+            raise HarnessError(f"no finished sweep with a logged model in {tracker.store.shown}")
         run = sweeps[0]
     uri = run.tags.get("model_uri") or run.tags.get("best_model_uri")
     if not uri:

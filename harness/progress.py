@@ -17,6 +17,7 @@ class NullReporter:
     def trial_ended(self, record) -> None: ...
     def workers_changed(self, workers: list, done: int, total: int) -> None: ...
     def warn(self, text: str) -> None: ...
+    def store_waiting(self, message: str) -> None: ...
 
 
 class RichReporter(NullReporter):
@@ -65,6 +66,10 @@ class RichReporter(NullReporter):
                            f"val_accuracy={record.val_accuracy:.3f}" +
                            ("" if record.test_accuracy != record.test_accuracy else
                             f"  test_accuracy={record.test_accuracy:.3f}"))
+
+    def store_waiting(self, message):
+        """The tracking server went away (or came back): the sweep is waiting, not stuck."""
+        self.console.print(f"[yellow]{message}[/]")
 
     def workers_changed(self, workers, done, total):
         """Distributed sweeps: one row per worker (its trial, or idle/done/lost), trials done."""

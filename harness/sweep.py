@@ -184,7 +184,8 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
     warn_about_data(dataset, reporter)
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
-    tracker = Tracker(store)
+    tracker = Tracker(store, reporter.store_waiting)
+    tracker.find_experiment(cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
     key = sweep_key(cfg, dataset.fingerprint)
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter, use_cache)

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import logging
-import sys
 import os
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StoreError
+from harness.store_errors import (Guarded, Patience, check_experiment_name, check_sqlite, classify, first_line,
+                                  probe_database, probe_server, server_wait, shown)
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
+REQUEST_TAG = "harness.request_id"  # makes creating a run over HTTP safe to retry
+# Over HTTP, the Tracker's own Patience waits out a server restart; MLflow's minutes of
+# retries per request would only hide it.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
 @dataclass(frozen=True)
 class Store:
     uri: str
     artifact_root: str | None  # None: the server decides (http stores)
+
+    @property
+    def shown(self) -> str:
+        """The URI as it may be printed (a password in it masked)."""
+        return shown(self.uri)
 
     @property
     def local_dir(self) -> Path | None:
@@ -85,28 +97,54 @@ def _view(run) -> RunView:
 
 
 class Tracker:
-    """Thin, explicit wrapper over MlflowClient: runs are addressed by id, never 'active'."""
+    """Thin, explicit wrapper over MlflowClient: runs are addressed by id, never 'active'.
 
-    def __init__(self, store: Store):
+    Every call goes through a Patience: a failure is one StoreError line, and once the store
+    has answered, a server that goes away is waited for (`on_wait` hears about it)."""
+
+    def __init__(self, store: Store, on_wait: Callable[[str], None] | None = None):
         from mlflow import MlflowClient
 
         # MLflow sets its logger up on import; quieten its database-migration chatter after that.
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         self.store = store
-        _probe_server(store.uri)
-        self.client = MlflowClient(tracking_uri=store.uri)
-        try:
-            self.client.search_experiments(max_results=1)
-        except Exception as exc:
-            raise HarnessError(f"cannot reach tracking store {store.uri}: {_first_line(exc)}") from None
+        self.remote = urlparse(store.uri).scheme in ("http", "https")
+        if self.remote:
+            for key, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(key, value)
+            probe_server(store.uri)
+        elif urlparse(store.uri).scheme.startswith(("postgresql", "mysql", "mssql")):
+            probe_database(store.uri)
+        check_sqlite(store.uri, sqlite_path(store.uri))
+        self.patience = Patience(store.uri, server_wait(), on_wait)
+        self.raw = self.patience.call(MlflowClient, tracking_uri=store.uri)  # opens (and checks) a database
+        self.client = Guarded(self.raw, self.patience)
+        self.client.search_experiments(max_results=1)  # unreachable, locked out: one line now
+
+    def find_experiment(self, name: str) -> str | None:
+        """The experiment's id (None if there is none). Checked first: a name MLflow takes, and
+        not one that a deleted experiment still holds."""
+        check_experiment_name(name)
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            return None
+        if found.lifecycle_stage == "deleted":
+            raise StoreError(
+                f"experiment {name!r} (id {found.experiment_id}) in {self.store.shown} was deleted (in the MLflow "
+                "UI?) and holds its name until `mlflow gc` purges it: restore it with `MLFLOW_TRACKING_URI="
+                f"{self.store.shown} mlflow experiments restore --experiment-id {found.experiment_id}`, or "
+                "pick another name with --experiment NAME", "deleted")
+        return found.experiment_id
 
     def experiment_id(self, name: str) -> str:
-        found = self.client.get_experiment_by_name(name)
+        """The experiment's id, created if it does not exist yet."""
+        found = self.find_experiment(name)
         if found is not None:
-            return found.experiment_id
+            return found
         try:
             return self.client.create_experiment(name, artifact_location=self.store.artifact_root)
-        except Exception:  # created meanwhile by a concurrent sweep
+        except StoreError:  # created meanwhile by a concurrent sweep
             found = self.client.get_experiment_by_name(name)
             if found is None:
                 raise
@@ -117,7 +155,22 @@ class Tracker:
         tags = {k: str(v) for k, v in tags.items()}
         if parent_id:
             tags[PARENT_TAG] = parent_id
-        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        if not self.remote:
+            return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        # A server killed after creating the run but before answering must not leave a second,
+        # forever RUNNING copy when the request is sent again: the retry looks for this token.
+        tags[REQUEST_TAG] = uuid.uuid4().hex
+        sent = []
+
+        def create():
+            if sent:
+                found = self.raw.search_runs([experiment_id], f"tags.`{REQUEST_TAG}` = '{tags[REQUEST_TAG]}'")
+                if found:
+                    return found[0]
+            sent.append(True)
+            return self.raw.create_run(experiment_id, run_name=name, tags=tags)
+
+        return self.patience.call(create).info.run_id
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -181,10 +234,6 @@ class Tracker:
             self.end_run(run_id, status)
         return stale
 
-    def find_experiment(self, name: str) -> str | None:
-        found = self.client.get_experiment_by_name(name)
-        return found.experiment_id if found is not None else None
-
     # -- distributed sweeps: workers find the chief's parent run and read it back ----------
     def find_distributed_sweeps(self, experiment: str, oracle_port: int) -> list[str]:
         """RUNNING parent runs of distributed sweeps whose chief serves on `oracle_port`."""
@@ -204,10 +253,12 @@ class Tracker:
         return self.client.get_run(run_id).info.experiment_id
 
     def load_json(self, run_id: str, name: str) -> dict:
+        import json
+
         try:
-            return _load_json_artifact(self.client, run_id, name)
-        except Exception as exc:
-            raise HarnessError(f"run {run_id}: cannot read {name} ({_first_line(exc)})") from None
+            return json.loads(self.read_text(run_id, name))
+        except ValueError as exc:
+            raise HarnessError(f"run {run_id}: cannot read {name} ({first_line(exc)})") from None
 
     # -- reading back ------------------------------------------------------------
     def experiment_name(self, experiment_id: str) -> str:
@@ -224,8 +275,10 @@ class Tracker:
     def get(self, run_id: str) -> RunView:
         try:
             return _view(self.client.get_run(run_id))
-        except Exception:
-            raise HarnessError(f"run {run_id} not found in {self.store.uri}") from None
+        except StoreError as exc:
+            if exc.kind not in ("not_found", "other"):
+                raise
+            raise HarnessError(f"run {run_id} not found in {self.store.shown}") from None
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
@@ -236,8 +289,10 @@ class Tracker:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 local = self.client.download_artifacts(run_id, path, tmp)
-            except Exception:
-                raise HarnessError(f"run {run_id} has no artifact {path}") from None
+            except StoreError as exc:
+                if exc.kind not in ("not_found", "other"):
+                    raise
+                raise HarnessError(f"run {run_id} has no artifact {path} in {self.store.shown}") from None
             return Path(local).read_text()
 
     def log_keras_model(self, run_id: str, model, example, prediction) -> str:
@@ -245,37 +300,18 @@ class Tracker:
         import mlflow
         from mlflow.models import Model, infer_signature
 
-        # Model.log takes an explicit run id; it places the logged model in the active
-        # experiment, so point that at the run's experiment first.
-        mlflow.set_tracking_uri(self.store.uri)
-        mlflow.set_experiment(experiment_id=self.client.get_run(run_id).info.experiment_id)
-        info = Model.log(artifact_path=None, name="model", flavor=mlflow.keras, model=model, run_id=run_id,
-                         signature=infer_signature(example, prediction),
-                         # explicit requirements: MLflow would otherwise load the model in a
-                         # subprocess to infer them, which costs as much as a short trial
-                         pip_requirements=mlflow.keras.get_default_pip_requirements())
-        return info.model_uri
+        def log():
+            # Model.log takes an explicit run id; it places the logged model in the active
+            # experiment, so point that at the run's experiment first.
+            mlflow.set_tracking_uri(self.store.uri)
+            mlflow.set_experiment(experiment_id=self.raw.get_run(run_id).info.experiment_id)
+            return Model.log(artifact_path=None, name="model", flavor=mlflow.keras, model=model, run_id=run_id,
+                             signature=infer_signature(example, prediction),
+                             # explicit requirements: MLflow would otherwise load the model in a
+                             # subprocess to infer them, which costs as much as a short trial
+                             pip_requirements=mlflow.keras.get_default_pip_requirements())
 
-
-def _probe_server(uri: str, timeout: float = 5.0) -> None:
-    """An unreachable server fails in seconds here, not after MLflow's minutes of HTTP retries."""
-    import socket
-
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("http", "https"):
-        return
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise HarnessError(f"cannot reach tracking server {uri} ({reason})") from None
-
-
-def _load_json_artifact(client, run_id: str, name: str) -> dict:
-    import json
-
-    return json.loads(Path(client.download_artifacts(run_id, name)).read_text())
+        return self.patience.call(log).model_uri
 
 
 def load_keras_model(uri: str, store: Store):
@@ -288,70 +324,7 @@ def load_keras_model(uri: str, store: Store):
             warnings.simplefilter("ignore")
             return mlflow.keras.load_model(uri)
     except Exception as exc:
-        raise HarnessError(f"cannot load model {uri}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def server_command(backend_store_uri: str, host: str, port: int, artifacts_destination: str | None = None,
-                   default_artifact_root: str | None = None, workers: int | None = None) -> list[str]:
-    """`mlflow server` on `host:port`; with an artifacts destination it proxies artifact uploads,
-    so clients on other machines need no access to the server's disk."""
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-           "--host", host, "--port", str(port)]
-    if artifacts_destination:
-        cmd += ["--serve-artifacts", "--artifacts-destination", artifacts_destination]
-    if default_artifact_root:
-        cmd += ["--default-artifact-root", default_artifact_root]
-    if workers:
-        cmd += ["--workers", str(workers)]
-    return cmd
-
-
-def serve(cmd: list[str]) -> int:
-    """Run an MLflow server command in the foreground until interrupted; returns its exit code."""
-    import subprocess
-
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
-
-
-def serve_ui(store: Store, port: int) -> int:
-    """Run MLflow's own server (the UI) on loopback until interrupted; returns its exit code."""
-    return serve(server_command(store.uri, "127.0.0.1", port, default_artifact_root=store.artifact_root,
-                                workers=1))  # one person, one worker: starts in seconds, not a minute
-
-
-def server_for(store: Store, host: str, port: int, artifacts_destination: str | None) -> list[str]:
-    """`harness server`: a tracking server for `store`; artifacts beside a local sqlite store."""
-    if artifacts_destination is None and store.local_dir is not None:
-        artifacts_destination = str(store.local_dir / "artifacts")
-    return server_command(store.uri, host, port, artifacts_destination=artifacts_destination)
-
-
-def start_background_server(store: Store, port: int, log_path: Path):
-    """A private loopback server over a local store, so concurrent workers never write to one
-    sqlite file at once. Artifacts keep the store's own location. Returns (process, uri)."""
-    import subprocess
-    import urllib.request
-
-    cmd = server_command(store.uri, "127.0.0.1", port, default_artifact_root=store.artifact_root, workers=1)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise HarnessError(f"the MLflow server for {store.uri} exited; see {log_path}")
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).read()
-            return proc, uri
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise HarnessError(f"the MLflow server for {store.uri} did not start in 120s; see {log_path}")
+        error = classify(exc, store.uri)
+        if error.kind in ("unavailable", "unauthenticated", "forbidden", "host"):
+            raise error from None
+        raise HarnessError(f"cannot load model {uri}: {first_line(exc)}") from None

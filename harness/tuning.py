@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 from harness import metrics, plots, winner
 from harness.callbacks import EpochLogger, KeepBestWeights
 from harness.config import SweepConfig
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StoreError
 from harness.methods import class_probabilities, mean_loss
 from harness.seeding import seed_everything
 
@@ -110,6 +111,22 @@ def log_confusion_matrix(tracker, run_id: str, title: str) -> None:
     plots.close(fig)
 
 
+class StoreFailed(StoreError, kt.errors.FatalError):
+    """A store failure inside a trial: keras-tuner re-raises FatalErrors instead of calling the
+    trial failed and going on, so the sweep stops and the trial runs again on resume."""
+
+
+def _store_failures_stop_the_sweep(run_trial):
+    @functools.wraps(run_trial)
+    def wrapper(*args, **kwargs):
+        try:
+            return run_trial(*args, **kwargs)
+        except StoreError as exc:  # the store failed, not the trial
+            raise StoreFailed(str(exc), exc.kind) from None
+
+    return wrapper
+
+
 class TrackedTuner(kt.engine.base_tuner.BaseTuner):
     """keras-tuner drives the trials; the hooks open, fill and close one MLflow child run each."""
 
@@ -131,6 +148,7 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         self.records[trial.trial_id] = TrialRecord(trial.trial_id, run_id, name, values)
         self.reporter.trial_started(len(self.records), self.cfg.max_trials, name)
 
+    @_store_failures_stop_the_sweep
     def run_trial(self, trial, data, **kwargs):  # kwargs: keras-tuner's `verbose`, unused
         record = self.records[trial.trial_id]
         hp = trial.hyperparameters

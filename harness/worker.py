@@ -15,7 +15,7 @@ from harness import config
 from harness.config import SweepConfig
 from harness.data import scan
 from harness.errors import HarnessError
-from harness.oracle_service import HEARTBEAT_SECONDS
+from harness.oracle_service import HEARTBEAT_SECONDS, TOKEN_ENV, token_metadata
 from harness.progress import NullReporter
 from harness.seeding import seed_everything
 from harness.tracking import Tracker, resolve_store
@@ -60,8 +60,9 @@ class _Deadlines:
     """Wraps the gRPC stub of keras-tuner's OracleClient, whose calls wait up to an hour:
     wait long for the chief to come up, then give up quickly once it has gone."""
 
-    def __init__(self, stub, connect_timeout: float):
+    def __init__(self, stub, connect_timeout: float, token: str | None = None):
         self.stub, self.connect_timeout, self.connected = stub, connect_timeout, False
+        self.metadata = token_metadata(token)  # the chief's shared token, when it wants one
         self.failure = None  # the gRPC error of a call the chief did not answer
 
     def __getattr__(self, name):
@@ -71,6 +72,8 @@ class _Deadlines:
             import grpc
 
             kwargs["timeout"] = LOST_CHIEF_SECONDS if self.connected else self.connect_timeout
+            if self.metadata:
+                kwargs["metadata"] = self.metadata
             try:
                 response = call(request, **kwargs)
             except grpc.RpcError as exc:
@@ -128,7 +131,7 @@ def _find_parent(tracker: Tracker, cfg: SweepConfig, port: int, wait: float) -> 
                                f"{cfg.experiment_name!r}; pass --parent-run RUN_ID")
         if time.monotonic() > deadline:
             raise HarnessError(f"no running chief for oracle port {port} in experiment "
-                               f"{cfg.experiment_name!r} at {tracker.store.uri} after {wait:.0f}s "
+                               f"{cfg.experiment_name!r} at {tracker.store.shown} after {wait:.0f}s "
                                "(same --tracking-uri and --experiment as the chief?)")
         time.sleep(2)
 
@@ -154,7 +157,7 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     pin_from_env()
     host, port = parse_address(oracle)
     reporter = reporter or NullReporter()
-    tracker = Tracker(resolve_store(tracking_uri))
+    tracker = Tracker(resolve_store(tracking_uri), reporter.store_waiting)
     parent = parent_run or _find_parent(tracker, local, port, connect_timeout)
     cfg = _sweep_config(tracker, parent, local)
     seed_everything(cfg.seed)
@@ -167,15 +170,20 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
         experiment_id=tracker.run_experiment(parent), parent_id=parent,
         fixed_params=fixed_params_of(cfg, prepared),
         reporter=reporter, directory=scratch.name, project_name=tuner_id, overwrite=True)
-    tuner.oracle.stub = _Deadlines(tuner.oracle.stub, connect_timeout)
+    tuner.oracle.stub = _Deadlines(tuner.oracle.stub, connect_timeout, os.environ.get(TOKEN_ENV) or None)
     reporter.sweep_started(cfg, f"worker {tuner_id} of parent run {parent}")
     try:
         tuner.search(prepared.data, verbose=0)
     except (grpc.RpcError, KeyboardInterrupt) as exc:
-        _end_running(tracker, tuner)
         lost = exc if isinstance(exc, grpc.RpcError) else tuner.chief_lost
+        if lost is not None:
+            tracker.patience.stop_waiting()  # the chief is gone: do not also wait out the server
+        _end_running(tracker, tuner)
         if lost is None:
             raise
+        if lost.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise HarnessError(f"worker {tuner_id}: the chief at {oracle} turned it away: set {TOKEN_ENV} to "
+                               "the chief's secret") from None
         raise HarnessError(f"worker {tuner_id}: lost the chief at {oracle} ({lost.code().name}); "
                            "it finished or died") from None
     except BaseException:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,99 @@ def runs_of(client, experiment: str):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return parents, children
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()  # [state, ppid, ...]
+    except OSError:
+        return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """Every live descendant of `pid`, read from /proc."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        stat = _proc_stat(int(entry)) if entry.isdigit() else None
+        if stat:
+            children.setdefault(int(stat[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return [p for p in found if running([p])]
+
+
+def running(pids) -> list[int]:
+    """Those of `pids` that still run (a zombie has ended: it only waits to be reaped)."""
+    return [p for p in pids if (stat := _proc_stat(p)) is not None and stat[0] != "Z"]
+
+
+def wait_until_gone(pids, timeout: float = 60.0) -> list[int]:
+    """Poll /proc until none of `pids` runs; returns those still running at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while running(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return running(pids)
+
+
+def wait_healthy(url: str, proc, timeout: float = 240.0) -> None:
+    """Until `url`/health answers; fails with the process's output if it exits first."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode} before answering")
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+class Started:
+    """Processes started by a test, each in its own session and log file; all killed at teardown."""
+
+    def __init__(self, folder):
+        self.folder, self.procs = folder, []
+
+    def __call__(self, name, args, env=None):
+        with open(self.folder / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **(env or {})}, cwd=self.folder, start_new_session=True)
+        proc.name = name
+        self.procs.append(proc)
+        return proc
+
+    def log(self, proc) -> str:
+        return (self.folder / f"{proc.name}.log").read_text(errors="replace")
+
+    def kill_all(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+
+
+@pytest.fixture
+def started(tmp_path):
+    procs = Started(tmp_path)
+    yield procs
+    procs.kill_all()

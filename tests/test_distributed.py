@@ -274,3 +274,70 @@ def test_workers_exit_by_themselves_when_the_chief_dies(tiny_data, store_uri, pr
     assert code == 2 and "lost the chief" in processes.log(worker), processes.log(worker)
     _, children = runs_of(client, "tiny")
     assert children and all(c.info.status in ("FINISHED", "KILLED") for c in children)
+
+
+# -- the oracle's shared token and the chief's warning -------------------------------------
+def test_the_chief_turns_away_calls_without_its_token(chief, monkeypatch):
+    import grpc
+    from keras_tuner.src import protos
+
+    from harness.oracle_service import Chief, token_metadata
+
+    secured = Chief(chief.oracle, "127.0.0.1:0", token="s3cret-token").start()
+    try:
+        stub = protos.get_service_grpc().OracleStub(grpc.insecure_channel(f"127.0.0.1:{secured.port}"))
+        request = protos.get_service().GetSpaceRequest()
+        for metadata in ((), token_metadata("wrong-token")):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetSpace(request, timeout=10, metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "HARNESS_ORACLE_TOKEN" in refused.value.details()
+        from keras_tuner.src.engine.hyperparameters import HyperParameters
+
+        space = stub.GetSpace(request, timeout=10, metadata=token_metadata("s3cret-token"))
+        assert [hp.name for hp in HyperParameters.from_proto(space.hyperparameters).space] == ["units"]
+    finally:
+        secured.stop()
+
+
+def test_a_chief_on_the_network_prints_one_warning_line(tmp_path, store_uri, monkeypatch):
+    monkeypatch.delenv("HARNESS_ORACLE_TOKEN", raising=False)
+    args = tiny_sweep_args("feature-extraction", tmp_path / "no-data", store_uri, "--role", "chief",
+                           "--oracle", f"0.0.0.0:{_free_port()}")
+    result = CliRunner().invoke(app, args)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 2, result.output  # the warning, then the bad --data
+    assert lines[0].startswith("warning: the chief's oracle listens on 0.0.0.0:")
+    assert "workers' network" in lines[0] and "HARNESS_ORACLE_TOKEN" in lines[0]
+    local = CliRunner().invoke(app, args[:-1] + [f"127.0.0.1:{_free_port()}"])
+    assert "warning" not in local.output
+
+
+def test_a_worker_without_the_chiefs_token_is_turned_away_with_one_line(tiny_data, store_uri, client, monkeypatch):
+    import keras_tuner as kt
+
+    from harness import config
+    from harness.data import scan
+    from harness.oracle_service import Chief
+
+    cfg = config.parse({"data": str(tiny_data), "weights": "none", "image_size": 32, "epochs": 1,
+                        "max_trials": 1, "backbone": "vgg16"}, "feature-extraction")
+    exp = client.create_experiment("tiny")
+    parent = client.create_run(exp, tags={"data_fingerprint": scan(tiny_data).fingerprint}).info.run_id
+    client.log_dict(parent, cfg.to_dict(), "sweep_config.json")
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=1)
+    chief = Chief(oracle, "127.0.0.1:0", token="the-chiefs-secret").start()
+    try:
+        monkeypatch.setenv("HARNESS_ORACLE_TOKEN", "another-secret")
+        for name, value in (("KERASTUNER_TUNER_ID", "tuner-test"), ("KERASTUNER_ORACLE_IP", ""),
+                            ("KERASTUNER_ORACLE_PORT", "")):
+            monkeypatch.setenv(name, value)  # the worker sets these for keras-tuner: gone after the test
+        result = CliRunner().invoke(app, tiny_sweep_args(
+            "feature-extraction", tiny_data, store_uri, "--role", "worker", "--oracle", f"127.0.0.1:{chief.port}",
+            "--parent-run", parent, "--connect-timeout", "30"))
+    finally:
+        chief.stop()
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "turned it away: set HARNESS_ORACLE_TOKEN" in errors[0] and "Traceback" not in result.output
+    assert [r.info.run_id for r in client.search_runs([exp])] == [parent]  # the worker logged nothing
