@@ -94,15 +94,15 @@ def _interrupt_trial(monkeypatch, trial_id: str, signum: int):
 
 def test_sigterm_ends_runs_killed_and_the_sweep_resumes(tiny_data, store_uri, client, monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1")
-    _interrupt_trial(monkeypatch, "1", signal.SIGTERM)
-    result = runner.invoke(app, args)
+    with monkeypatch.context() as patched:  # undone on exit; the test's own env and folder stay
+        _interrupt_trial(patched, "1", signal.SIGTERM)
+        result = runner.invoke(app, args)
     assert result.exit_code == 143, result.output
     assert "interrupted" in result.output and "Traceback" not in result.output
     (parent,), children = runs_of(client, "tiny")
     assert parent.info.status == "KILLED"
     assert sorted((c.data.tags["trial_id"], c.info.status) for c in children) == [
         ("0", "FINISHED"), ("1", "KILLED")]
-    monkeypatch.undo()
 
     resumed = runner.invoke(app, args + ["--resume"])
     assert resumed.exit_code == 0, resumed.output
@@ -126,13 +126,13 @@ def test_finished_sweep_is_not_resumed(tiny_data, store_uri, client):
 def test_ctrl_c_then_fresh_starts_a_new_sweep_beside_the_interrupted_one(tiny_data, store_uri, client,
                                                                           monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1", "--max-trials", "2")
-    _interrupt_trial(monkeypatch, "1", signal.SIGINT)
-    result = runner.invoke(app, args)
+    with monkeypatch.context() as patched:
+        _interrupt_trial(patched, "1", signal.SIGINT)
+        result = runner.invoke(app, args)
     assert result.exit_code == 130 and "interrupted" in result.output
     (parent,), children = runs_of(client, "tiny")
     assert parent.info.status == "KILLED"
     assert sorted(c.info.status for c in children) == ["FINISHED", "KILLED"]
-    monkeypatch.undo()
     assert runner.invoke(app, args + ["--fresh"]).exit_code == 0
     parents, _ = runs_of(client, "tiny")
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
