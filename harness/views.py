@@ -66,16 +66,17 @@ def replay_images(images, labels, augmenter):
 
 
 def extraction_batches(images, augmenter, batch_size: int):
-    """(augmented images, labels) batches in row order, for the feature cache: each batch of decoded
-    files is augmented K times, so every file is decoded once."""
+    """(augmented images, labels) batches in row order, for the feature cache. Each decoded file is
+    repeated K times in a row (rows image * K + view), so every file is decoded once; augmenting runs
+    in tf.data's threads while the backbone works on the previous batch."""
     import tensorflow as tf
 
-    k, start = augmenter.k, 0
-    for x, y in images:
-        n = int(x.shape[0])
-        rows = np.arange(start * k, (start + n) * k)
-        for first in range(0, n * k, batch_size):
-            part = rows[first:first + batch_size]
-            local = tf.constant(part // k - start)
-            yield augmenter.apply(tf.gather(x, local), part), tf.gather(y, local)
-        start += n
+    k = augmenter.k
+
+    def augmented(b, batch):
+        x, y = batch
+        rows = b * batch_size + tf.range(tf.shape(x, out_type="int64")[0])
+        return augmenter.apply(x, rows), y
+
+    repeated = images.unbatch().flat_map(lambda x, y: tf.data.Dataset.from_tensors((x, y)).repeat(k))
+    return repeated.batch(batch_size).enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
