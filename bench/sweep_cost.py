@@ -120,9 +120,11 @@ def precision_check(cfg: SweepConfig, work: Path, trials: int) -> dict:
     return out
 
 
-def compare_augmented(cfg: SweepConfig, work: Path, naive_modes: list[str]) -> dict:
-    """Cached K views (cold cache) vs the naive way replaying the same views and/or fresh augmentation."""
+def compare_augmented(cfg: SweepConfig, work: Path, naive_modes: list[str], save=lambda out: None) -> dict:
+    """Cached K views (cold cache) vs the naive way replaying the same views and/or fresh augmentation.
+    `save(out)` gets the results so far after every sweep (the naive ones take long)."""
     out = {"views": cfg.augment_views, "harness": timed_sweep(cfg, True, work / "cached", work / "cache")}
+    save(out)
     naive_cfgs = {"replay": dataclasses.replace(cfg, precision="float32"),
                   "fresh": dataclasses.replace(cfg, precision="float32", augment_views=0)}
     cached = out["harness"]
@@ -134,6 +136,7 @@ def compare_augmented(cfg: SweepConfig, work: Path, naive_modes: list[str]) -> d
         out[f"best_within_0.01_of_{mode}"] = max(cached["val_accuracy"]) >= max(run["val_accuracy"]) - 0.01
         diffs = np.abs(np.array(run["val_accuracy"]) - np.array(cached["val_accuracy"]))
         out[f"val_accuracy_max_abs_diff_{mode}"] = float(diffs.max())
+        save(out)
     out["best_val_accuracy_harness"] = max(cached["val_accuracy"])
     return out
 
@@ -212,7 +215,10 @@ def _sweeps(args, work: Path, report: dict) -> None:
     if "aug" in methods:
         aug = validate(SweepConfig(method="feature-extraction", max_trials=args.aug_trials, epochs=args.aug_epochs,
                                    augment=True, augment_views=args.views, **base))
-        report["aug"] = compare_augmented(aug, work / "aug", args.aug_naive.split(","))
+        def save(out):
+            Path(args.out).write_text(json.dumps({**report, "aug": out}, indent=1))
+
+        report["aug"] = compare_augmented(aug, work / "aug", args.aug_naive.split(","), save)
         _print_augmented(report["aug"])
 
 
