@@ -1,13 +1,19 @@
 """What the feature cache buys: the same sweep the harness's way and the naive way, timed in one run.
 
     python bench/sweep_cost.py --data DIR --weights PATH --out FILE.json [--trials 10 --epochs 20
-        --ft-trials 4 --ft-epochs 5 --backbone mobilenet_v2 --image-size 150]
+        --ft-trials 4 --ft-epochs 5 --backbone mobilenet_v2 --image-size 150
+        --methods fe,ft,aug --views 5 --aug-trials 10 --aug-epochs 20 --aug-naive fresh,replay --skip-rates]
 
 The naive way is the tutorial's: the float32 backbone runs inside every trial's model, every epoch.
 The harness's way extracts features once (cold cache: its time is included) and trains on them.
 Both sweeps use the same trials, seeds and hyperparameters; their per-trial validation accuracies
 must agree within noise, else the fast path is wrong. It also measures the backbone pass against
-this machine's own dense matmul rate, float32 and bfloat16.
+this machine's own dense matmul rate, float32 and bfloat16 (`--skip-rates` leaves that out).
+
+`aug` is feature extraction with augmentation: the harness's way trains on K cached augmented
+views per image (`--views`, cold cache); `replay` runs the naive way on the same K views (same
+views and seeds: per-trial validation accuracy must agree), `fresh` is the tutorial's way, new
+random transformations every epoch (what K views cost in accuracy, if anything).
 """
 
 from __future__ import annotations
@@ -114,6 +120,40 @@ def precision_check(cfg: SweepConfig, work: Path, trials: int) -> dict:
     return out
 
 
+def compare_augmented(cfg: SweepConfig, work: Path, naive_modes: list[str], save=lambda out: None) -> dict:
+    """Cached K views (cold cache) vs the naive way replaying the same views and/or fresh augmentation.
+    `save(out)` gets the results so far after every sweep (the naive ones take long)."""
+    out = {"views": cfg.augment_views, "harness": timed_sweep(cfg, True, work / "cached", work / "cache")}
+    save(out)
+    naive_cfgs = {"replay": dataclasses.replace(cfg, precision="float32"),
+                  "fresh": dataclasses.replace(cfg, precision="float32", augment_views=0)}
+    cached = out["harness"]
+    for mode in naive_modes:
+        run = out[mode] = timed_sweep(naive_cfgs[mode], False, work / mode, work / "cache")
+        assert run["hyperparameters"] == cached["hyperparameters"], "the sweeps ran different trials"
+        out[f"speedup_vs_{mode}"] = run["wall_s"] / cached["wall_s"]
+        out[f"best_val_accuracy_{mode}"] = max(run["val_accuracy"])
+        out[f"best_within_0.01_of_{mode}"] = max(cached["val_accuracy"]) >= max(run["val_accuracy"]) - 0.01
+        diffs = np.abs(np.array(run["val_accuracy"]) - np.array(cached["val_accuracy"]))
+        out[f"val_accuracy_max_abs_diff_{mode}"] = float(diffs.max())
+        save(out)
+    out["best_val_accuracy_harness"] = max(cached["val_accuracy"])
+    return out
+
+
+def _print_augmented(r: dict) -> None:
+    modes = [m for m in ("replay", "fresh") if m in r]
+    print(f"\nfeature extraction with augmentation, {r['views']} cached views: harness {r['harness']['wall_s']:.0f}s "
+          f"(extraction {r['harness']['extraction_s']:.0f}s), best val_acc {r['best_val_accuracy_harness']:.3f}")
+    for mode in modes:
+        print(f"  naive {mode}: {r[mode]['wall_s']:.0f}s -> speedup {r[f'speedup_vs_{mode}']:.1f}x; "
+              f"best val_acc {r[f'best_val_accuracy_{mode}']:.3f}; per-trial max |diff| "
+              f"{r[f'val_accuracy_max_abs_diff_{mode}']:.3f}")
+    print("  trial  harness " + " ".join(f"{m:>8}" for m in modes))
+    for i, v in enumerate(r["harness"]["val_accuracy"]):
+        print(f"  #{i + 1:<5} {v:>7.3f} " + " ".join(f"{r[m]['val_accuracy'][i]:>8.3f}" for m in modes))
+
+
 def _print_method(name: str, r: dict) -> None:
     print(f"\n{name}: naive {r['naive']['wall_s']:.0f}s, harness {r['harness']['wall_s']:.0f}s "
           f"(extraction {r['harness']['extraction_s']:.0f}s) -> speedup {r['speedup']:.1f}x; "
@@ -137,41 +177,67 @@ def main(argv=None) -> dict:
     p.add_argument("--ft-trials", type=int, default=4)
     p.add_argument("--ft-epochs", type=int, default=5, help="fine-tune epochs per phase")
     p.add_argument("--precision-trials", type=int, default=3)
-    p.add_argument("--methods", default="fe,ft", help="which of fe,ft to time")
+    p.add_argument("--methods", default="fe,ft,aug", help="which of fe,ft,aug to time")
+    p.add_argument("--views", type=int, default=5, help="aug: K cached views per training image")
+    p.add_argument("--aug-trials", type=int, default=10)
+    p.add_argument("--aug-epochs", type=int, default=20)
+    p.add_argument("--aug-naive", default="fresh,replay", help="aug: which naive ways to time (fresh,replay)")
+    p.add_argument("--skip-rates", action="store_true", help="leave out the matmul and backbone rates")
     args = p.parse_args(argv)
 
     report = {"machine": {"cpus": os.cpu_count(), "bf16_native": hardware.cpu_has_bf16()}}
+    if not args.skip_rates:
+        report.update(_rates(args.image_size))
+    with tempfile.TemporaryDirectory(prefix="sweep-cost-") as tmp:
+        _sweeps(args, Path(tmp), report)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"\nwrote {args.out}")
+    return report
+
+
+def _sweeps(args, work: Path, report: dict) -> None:
+    """The selected methods' sweeps, each the harness's way and the naive way(s), into `report`."""
+    base = dict(data=args.data, backbone=args.backbone, weights=args.weights, image_size=args.image_size,
+                experiment="bench", seed=11)
+    methods = args.methods.split(",")
+    if "fe" in methods:
+        fe = validate(SweepConfig(method="feature-extraction", max_trials=args.trials, epochs=args.epochs, **base))
+        report["fe"] = compare_method(fe, work / "fe")
+        _print_method("feature-extraction", report["fe"])
+        if args.precision_trials:
+            report["precision_check"] = precision_check(fe, work / "fe", args.precision_trials)
+            print(f"best FE val_accuracy: float32 {report['precision_check']['float32']:.3f}, "
+                  f"bfloat16 {report['precision_check']['bfloat16']:.3f}")
+    if "ft" in methods:
+        ft = validate(SweepConfig(method="fine-tune", max_trials=args.ft_trials, epochs=args.ft_epochs, **base))
+        report["ft"] = compare_method(ft, work / "ft")
+        _print_method("fine-tune", report["ft"])
+    if "aug" in methods:
+        aug = validate(SweepConfig(method="feature-extraction", max_trials=args.aug_trials, epochs=args.aug_epochs,
+                                   augment=True, augment_views=args.views, **base))
+        def save(out):
+            Path(args.out).write_text(json.dumps({**report, "aug": out}, indent=1))
+
+        report["aug"] = compare_augmented(aug, work / "aug", args.aug_naive.split(","), save)
+        _print_augmented(report["aug"])
+
+
+def _rates(image_size: int) -> dict:
+    """This machine's dense matmul rate and VGG16's backbone rate, float32 and bfloat16."""
+    report = {}
     mm = {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16")}
     report["matmul_gflops"] = mm
     print(f"dense matmul: float32 {mm['float32']:.0f} GFLOP/s, bfloat16 {mm['bfloat16']:.0f} GFLOP/s")
     for precision in ("float32", "bfloat16"):
-        r = backbone_rate("vgg16", args.image_size, precision)
+        r = backbone_rate("vgg16", image_size, precision)
         r["fraction_of_fp32_matmul"] = r["gflops"] / mm["float32"]
         r["fraction_of_bf16_matmul"] = r["gflops"] / mm["bfloat16"]
         report[f"vgg16_{precision}"] = r
-        print(f"vgg16 {args.image_size}px {precision}: {r['images_per_s']:.1f} images/s, "
+        print(f"vgg16 {image_size}px {precision}: {r['images_per_s']:.1f} images/s, "
               f"{r['gflops']:.0f} GFLOP/s = {100 * r['fraction_of_fp32_matmul']:.0f}% of fp32 matmul, "
               f"{100 * r['fraction_of_bf16_matmul']:.0f}% of bf16 matmul")
     fastest = max(("float32", "bfloat16"), key=lambda k: report[f"vgg16_{k}"]["images_per_s"])
     report["vgg16"] = {**report[f"vgg16_{fastest}"], "precision": fastest}
-
-    base = dict(data=args.data, backbone=args.backbone, weights=args.weights, image_size=args.image_size,
-                experiment="bench", seed=11)
-    with tempfile.TemporaryDirectory(prefix="sweep-cost-") as tmp:
-        work = Path(tmp)
-        if "fe" in args.methods:
-            fe = validate(SweepConfig(method="feature-extraction", max_trials=args.trials, epochs=args.epochs, **base))
-            report["fe"] = compare_method(fe, work / "fe")
-            _print_method("feature-extraction", report["fe"])
-            report["precision_check"] = precision_check(fe, work / "fe", args.precision_trials)
-            print(f"best FE val_accuracy: float32 {report['precision_check']['float32']:.3f}, "
-                  f"bfloat16 {report['precision_check']['bfloat16']:.3f}")
-        if "ft" in args.methods:
-            ft = validate(SweepConfig(method="fine-tune", max_trials=args.ft_trials, epochs=args.ft_epochs, **base))
-            report["ft"] = compare_method(ft, work / "ft")
-            _print_method("fine-tune", report["ft"])
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"\nwrote {args.out}")
     return report
 
 

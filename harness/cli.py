@@ -282,8 +282,10 @@ def cache_ls():
 
     entries = list_entries()
     for e in entries:
+        k = e.get("views", "").split(";")[0].removeprefix("views=")
+        views = f" ({k} augmented views of each training image)" if k else ""
         out.print(f"{e['id']}  {e['backbone']:<12} {e['weights']:<24} {e['image_size']}px "
-                  f"{e['images']} images  {e['bytes'] / 1e6:.1f} MB  extracted in {e['seconds']:.1f}s")
+                  f"{e['images']} images{views}  {e['bytes'] / 1e6:.1f} MB  extracted in {e['seconds']:.1f}s")
     out.print(f"{len(entries)} entries in {cache_root()}")
 
 

@@ -15,7 +15,7 @@ from harness.metrics import PREDICTIONS_ARTIFACT, Predictions, metric_safe, pars
 from harness.tracking import RunView, Tracker
 
 SWEEP_FILTER = "tags.sweep = 'true' and attributes.status = 'FINISHED'"
-HP_KEYS = ("units", "dropout", "learning_rate", "fine_tune_learning_rate")
+HP_KEYS = ("units", "dropout", "learning_rate", "fine_tune_learning_rate", "image_size", "pooling")
 SHORT = {"learning_rate": "lr", "fine_tune_learning_rate": "ft_lr"}
 
 

@@ -16,6 +16,8 @@ TUNERS = ("random", "bayesian", "hyperband")
 PREPROCESSING = ("backbone", "rescale")
 BACKBONES = ("vgg16", "mobilenet_v2")
 PRECISIONS = ("auto", "float32", "bfloat16")
+POOLINGS = ("flatten", "avg")  # the head's first layer: the tutorial's Flatten, or global average pooling
+FLIPS = ("horizontal", "vertical", "horizontal_and_vertical", "none")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,20 @@ class SearchSpace:
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """Random transformations of the training images, as Keras preprocessing layers; the defaults
+    are the book's (flip horizontal, rotation 0.1, zoom 0.2). 0 switches a transformation off.
+    `seed` fixes the cached views, so sweeps with other seeds share them."""
+
+    flip: str = "horizontal"
+    rotation: float = 0.1  # fraction of a full turn, either way
+    zoom: float = 0.2  # fraction of the side, in or out
+    translation: float = 0.0  # fraction of the side, each axis
+    contrast: float = 0.0  # factor range 1 +- contrast
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """Everything a sweep needs, resolved: file values overridden by CLI flags."""
 
@@ -55,11 +71,14 @@ class SweepConfig:
     backbone: str = "vgg16"
     weights: str = "imagenet"
     alpha: float = 0.35
-    image_size: int = 150
+    image_size: int | tuple[int, ...] = 150  # several: searched like a hyperparameter
     epochs: int = 20
     batch_size: int = 64
     preprocessing: str = "backbone"
     augment: bool = False
+    augment_views: int = 5  # K augmented views per training image in the cache; 0: fresh every epoch, uncached
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    pooling: str | tuple[str, ...] = "flatten"  # several: searched like a hyperparameter
     precision: str = "auto"  # of the frozen backbone pass; training is always float32
     tuner: str = "random"
     max_trials: int = 10
@@ -72,17 +91,32 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
     @property
+    def image_sizes(self) -> tuple[int, ...]:
+        return _as_tuple(self.image_size)
+
+    @property
+    def poolings(self) -> tuple[str, ...]:
+        return _as_tuple(self.pooling)
+
+    @property
     def experiment_name(self) -> str:
         """One experiment per data set unless told otherwise."""
         return self.experiment or Path(self.data).resolve().name
 
 
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
 _SCALARS: dict[str, type] = {
     "method": str, "data": str, "backbone": str, "weights": str, "alpha": float,
     "image_size": int, "epochs": int, "batch_size": int, "preprocessing": str,
-    "augment": bool, "precision": str, "tuner": str, "max_trials": int,
-    "max_consecutive_failed_trials": int, "seed": int, "experiment": str,
+    "augment": bool, "augment_views": int, "pooling": str, "precision": str, "tuner": str,
+    "max_trials": int, "max_consecutive_failed_trials": int, "seed": int, "experiment": str,
 }
+_LISTABLE = ("image_size", "pooling")  # one value, or a list to search
+_AUGMENTATION: dict[str, type] = {"flip": str, "rotation": float, "zoom": float, "translation": float,
+                                  "contrast": float, "seed": int}
 _SPACE_KINDS = {"units": Choice, "dropout": Range, "learning_rate": Range,
                 "fine_tune_learning_rate": Range}
 
@@ -94,6 +128,23 @@ def _typed(key: str, value: Any, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise HarnessError(f"{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
     return value
+
+
+def _one_or_list(key: str, value: Any, kind: type) -> Any:
+    """A value, or a non-empty list of distinct values (kept as a tuple)."""
+    if not isinstance(value, list):
+        return _typed(key, value, kind)
+    values = tuple(_typed(key, v, kind) for v in value)
+    if not values or len(set(values)) != len(values):
+        raise HarnessError(f"{key}: expected one {kind.__name__} or a non-empty list of distinct ones")
+    return values[0] if len(values) == 1 else values
+
+
+def _parse_augmentation(table: Any) -> Augmentation:
+    if not isinstance(table, dict):
+        raise HarnessError("augmentation: expected a table")
+    _reject_unknown("augmentation", table, set(_AUGMENTATION))
+    return Augmentation(**{k: _typed(f"augmentation.{k}", v, _AUGMENTATION[k]) for k, v in table.items()})
 
 
 def _parse_choice(key: str, table: dict[str, Any], base: Choice) -> Choice:
@@ -152,6 +203,16 @@ def _check_range(key: str, r: Range, positive: bool, upper: float = math.inf) ->
         raise HarnessError(f"{key}.log: a log range needs min > 0")
 
 
+def _check_augmentation(aug: Augmentation) -> None:
+    _one_of("augmentation.flip", aug.flip, FLIPS)
+    limits = {"rotation": 0.5, "zoom": 0.9, "translation": 0.5, "contrast": 1.0}
+    for key, upper in limits.items():
+        value = getattr(aug, key)
+        if not (math.isfinite(value) and 0 <= value <= upper):
+            raise HarnessError(f"augmentation.{key}: must lie within [0, {upper}], got {value}")
+    _at_least("augmentation.seed", aug.seed, 0)
+
+
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise HarnessError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
@@ -169,7 +230,12 @@ def validate(cfg: SweepConfig) -> SweepConfig:
     _one_of("tuner", cfg.tuner, TUNERS)
     _one_of("preprocessing", cfg.preprocessing, PREPROCESSING)
     _one_of("precision", cfg.precision, PRECISIONS)
-    _at_least("image_size", cfg.image_size, 32)
+    for size in cfg.image_sizes:
+        _at_least("image_size", size, 32)
+    for pooling in cfg.poolings:
+        _one_of("pooling", pooling, POOLINGS)
+    _at_least("augment_views", cfg.augment_views, 0)
+    _check_augmentation(cfg.augmentation)
     _at_least("epochs", cfg.epochs, 1)
     _at_least("batch_size", cfg.batch_size, 1)
     _at_least("max_trials", cfg.max_trials, 1)
@@ -192,15 +258,18 @@ def validate(cfg: SweepConfig) -> SweepConfig:
 
 def parse(table: dict[str, Any], method: str) -> SweepConfig:
     """Build a SweepConfig from a TOML table; every key is checked."""
-    _reject_unknown("", table, set(_SCALARS) | {"space"})
+    _reject_unknown("", table, set(_SCALARS) | {"space", "augmentation"})
     values: dict[str, Any] = {"method": method}
     for key, kind in _SCALARS.items():
         if key in table:
-            values[key] = _typed(key, table[key], kind)
+            read = _one_or_list if key in _LISTABLE else _typed
+            values[key] = read(key, table[key], kind)
     if values["method"] != method:
         raise HarnessError(f"method: the file is for {values['method']!r}, not {method!r}")
     if "space" in table:
         values["space"] = _parse_space(table["space"])
+    if "augmentation" in table:
+        values["augmentation"] = _parse_augmentation(table["augmentation"])
     return SweepConfig(**values)
 
 

@@ -36,9 +36,11 @@ class FeatureKey:
     cut_layer: str
     data_fingerprint: str
     precision: str = "float32"
+    views: str = ""  # augmented training views: settings, K and seed (harness.augment.identity); "" none
 
     def digest(self) -> str:
-        text = json.dumps({**self.__dict__, "format": FORMAT_VERSION}, sort_keys=True)
+        fields = {k: v for k, v in self.__dict__.items() if k != "views" or v}  # plain entries keep their id
+        text = json.dumps({**fields, "format": FORMAT_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -103,11 +105,13 @@ def _extract_split(extractor, images, out_dir: Path, split: str, count: int) -> 
     np.save(out_dir / f"{split}.labels.npy", np.concatenate(labels).astype("float32"))
 
 
-def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=None) -> Features:
+def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=None,
+            counts: dict[str, int] | None = None) -> Features:
     """Load features for `key`, computing and storing them on a miss.
 
     `extractor` maps raw images to [cut features, top features]; `make_images(split)`
-    gives that split's (images, labels) batches in file order. Writers build in a private
+    gives that split's (images, labels) batches in file order, `counts[split]` rows of them
+    (default: one per file; K per file for augmented views). Writers build in a private
     folder, flush every file to disk, and only then rename it into place: concurrent sweeps
     never see half an entry, and a crash or a full disk mid-write leaves none a run would use.
     """
@@ -121,9 +125,10 @@ def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=Non
         tmp.mkdir(parents=True)
         start = time.perf_counter()
         for split, part in data.splits.items():
+            count = (counts or {}).get(split, len(part.files))
             if progress:
-                progress(split, len(part.files))
-            _extract_split(extractor, make_images(split), tmp, split, len(part.files))
+                progress(split, count)
+            _extract_split(extractor, make_images(split), tmp, split, count)
         seconds = time.perf_counter() - start
         _seal(tmp, key, data, seconds)
     except OSError as exc:

@@ -2,65 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import keras
 import keras_tuner as kt
 import numpy as np
 
+from harness import augment as augmentation
 from harness.backbones import fresh_copy
-from harness.config import Range, SearchSpace
+from harness.config import Augmentation, Range, SearchSpace
 from harness.optimizers import FusedAdam, FusedRMSprop
-
-
-@dataclass
-class TrialData:
-    """What trials train on: cached features (`arrays[layer][split]`, the cache's memory-mapped
-    files) or, when trials run the frozen backbone themselves, batched (image, label) datasets
-    (`images[split]`)."""
-
-    labels: dict[str, np.ndarray]
-    files: dict[str, list[str]]
-    batch_size: int
-    class_names: tuple[str, ...]
-    arrays: dict[str, dict[str, np.ndarray]] | None = None
-    images: dict[str, Any] | None = None
-    _tensors: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def uses_images(self) -> bool:
-        return self.images is not None
-
-    def dataset(self, layer: str, split: str):
-        """Batched (x, y); the train split reshuffled every epoch (image datasets shuffle themselves).
-
-        Cached features (memory-mapped float16) are read into one float32 tensor the first time
-        a layer and split is asked for, so memory holds one copy of only what trials use. Each
-        call makes a fresh pipeline, so a trial's shuffle order follows from its own seed. A
-        batch is one gather, not 64 slices.
-        """
-        if self.uses_images:
-            return self.images[split]
-        import tensorflow as tf
-
-        if (layer, split) not in self._tensors:
-            self._tensors[layer, split] = (tf.constant(self.arrays[layer][split], dtype="float32"),
-                                           tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
-        x, y = self._tensors[layer, split]
-        rows = tf.data.Dataset.range(len(self.labels[split]))
-        if split == "train":
-            rows = rows.shuffle(len(self.labels[split]), reshuffle_each_iteration=True)
-        return rows.batch(self.batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
-
-    def train_args(self, layer: str) -> dict[str, Any]:
-        """fit() arguments for one phase; the datasets shuffle themselves."""
-        return {"x": self.dataset(layer, "train"), "validation_data": self.dataset(layer, "validation"),
-                "shuffle": False}
+from harness.trial_data import SizedData, TrialData, label_dtype  # noqa: F401  (imported from here too)
 
 
 def _float(hp, name: str, r: Range, step: float | None = None):
@@ -77,11 +27,24 @@ def declare_head(hp, space: SearchSpace) -> tuple[int, float, float]:
     return units, dropout, lr
 
 
-def make_head(input_shape, units: int, dropout: float, n_classes: int) -> keras.Model:
-    """The tutorial's classifier: Flatten, Dense(units, relu), Dropout, then one sigmoid unit
-    for two classes (exactly the tutorial's) or a softmax over three or more."""
+def choose(hp, name: str, values: tuple):
+    """A searched choice (the first value is its default) when there are several values; else the
+    one value, a fixed setting rather than a hyperparameter."""
+    if len(values) == 1:
+        return values[0]
+    return hp.Choice(name, list(values), default=values[0])
+
+
+def declare_input(hp, sizes: tuple[int, ...], poolings: tuple[str, ...]) -> tuple[int, str]:
+    return choose(hp, "image_size", sizes), choose(hp, "pooling", poolings)
+
+
+def make_head(input_shape, units: int, dropout: float, n_classes: int, pooling: str = "flatten") -> keras.Model:
+    """The tutorial's classifier: Flatten (or global average pooling), Dense(units, relu), Dropout,
+    then one sigmoid unit for two classes (exactly the tutorial's) or a softmax over three or more."""
     inputs = keras.Input(input_shape, name="features")
-    x = keras.layers.Flatten()(inputs)
+    pool = keras.layers.GlobalAveragePooling2D() if pooling == "avg" else keras.layers.Flatten()
+    x = pool(inputs)
     x = keras.layers.Dense(units, activation="relu")(x)
     x = keras.layers.Dropout(dropout)(x)
     if n_classes == 2:
@@ -103,10 +66,6 @@ def mean_loss(n_classes: int, labels: np.ndarray, outputs: np.ndarray) -> float:
     return float(loss_for(n_classes)(labels, outputs))
 
 
-def label_dtype(n_classes: int) -> str:
-    return "float32" if n_classes == 2 else "int32"
-
-
 def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     """(n, classes) probabilities from a head's output: [1 - p, p] for the sigmoid unit."""
     outputs = np.asarray(outputs, dtype="float64")
@@ -116,19 +75,13 @@ def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     return outputs
 
 
-def augmentation() -> keras.Sequential:
-    """Random flip, rotation and zoom, as in the book version of this experiment."""
-    return keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1),
-                             keras.layers.RandomZoom(0.2)], name="augmentation")
-
-
-def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augment: bool = False,
+def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augment: Augmentation | None = None,
               name: str = "network") -> keras.Model:
     """Images -> class probabilities: the frozen part (preprocessing + backbone below the trained
-    part) in front."""
+    part) in front, and fresh random augmentation layers before it when `augment` is given."""
     frozen.trainable = False
     images = keras.Input((image_size, image_size, 3), name="images")
-    x = augmentation()(images) if augment else images
+    x = augmentation.fresh(augment)(images) if augment else images
     x = frozen(x, training=False)
     return keras.Model(images, trained(x), name=name)
 
@@ -146,77 +99,91 @@ def _compile(model: keras.Model, optimizer, n_classes: int) -> None:
                   steps_per_execution=STEPS_PER_EXECUTION)
 
 
+def _per_size(value) -> dict:
+    """{image size: value}; a bare value stands for the one size (tests, single-size callers)."""
+    return value if isinstance(value, dict) else {0: value}
+
+
 class FeatureExtraction(kt.HyperModel):
-    """Train only the head, on the frozen backbone's output."""
+    """Train only the head, on the frozen backbone's output.
+
+    `top_shape`, and `frozen` when trials run on images, are per image size ({size: ...});
+    several sizes, or several `poolings`, make them hyperparameters."""
 
     method = "feature-extraction"
     input_layer = "top"  # the cached layer the trained model reads (ignored when trials run on images)
 
     def __init__(self, space: SearchSpace, top_shape, epochs: int, n_classes: int, frozen=None,
-                 image_size: int = 0, augment: bool = False):
+                 augment: Augmentation | None = None, poolings: tuple[str, ...] = ("flatten",)):
         super().__init__(name=self.method)
-        self.space, self.top_shape, self.epochs, self.n_classes = space, top_shape, epochs, n_classes
-        self.frozen, self.image_size, self.augment = frozen, image_size, augment
+        self.space, self.shapes, self.epochs, self.n_classes = space, _per_size(top_shape), epochs, n_classes
+        self.frozen, self.augment, self.poolings = frozen, augment, poolings
 
     def declare_hyperparameters(self, hp):
         declare_head(hp, self.space)
+        declare_input(hp, tuple(self.shapes), self.poolings)
 
     def build(self, hp):
         units, dropout, lr = declare_head(hp, self.space)
-        model = make_head(self.top_shape, units, dropout, self.n_classes)
+        size, pooling = declare_input(hp, tuple(self.shapes), self.poolings)
+        model = make_head(self.shapes[size], units, dropout, self.n_classes, pooling)
         if self.frozen is not None:
-            model = on_images(model, self.frozen, self.image_size, self.augment)
+            model = on_images(model, self.frozen[size], size, self.augment)
         _compile(model, FusedAdam(learning_rate=lr), self.n_classes)
         return model
 
     def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
-        epochs = epochs or self.epochs
-        return [model.fit(**data.train_args(self.input_layer), epochs=epochs, callbacks=list(callbacks), verbose=0)]
+        epochs, data = epochs or self.epochs, data.for_trial(hp)
+        return [model.fit(**data.train_args(self.input_layer, callbacks), epochs=epochs, verbose=0)]
 
 
 class FineTune(kt.HyperModel):
-    """Phase 1: head on the frozen base. Phase 2: unfreeze the top block, lower learning rate."""
+    """Phase 1: head on the frozen base. Phase 2: unfreeze the top block, lower learning rate.
+
+    `top_block` (the template each trial copies), and `frozen` when trials run on images, are
+    per image size ({size: ...}), as for FeatureExtraction."""
 
     method = "fine-tune"
     input_layer = "cut"
 
-    def __init__(self, space: SearchSpace, top_block: keras.Model, epochs: int, n_classes: int, frozen=None,
-                 image_size: int = 0, augment: bool = False):
+    def __init__(self, space: SearchSpace, top_block, epochs: int, n_classes: int, frozen=None,
+                 augment: Augmentation | None = None, poolings: tuple[str, ...] = ("flatten",)):
         super().__init__(name=self.method)
-        self.space, self.top_block, self.epochs, self.n_classes = space, top_block, epochs, n_classes
-        self.frozen, self.image_size, self.augment = frozen, image_size, augment
+        self.space, self.top_blocks, self.epochs, self.n_classes = space, _per_size(top_block), epochs, n_classes
+        self.frozen, self.augment, self.poolings = frozen, augment, poolings
 
     def declare_hyperparameters(self, hp):
         declare_head(hp, self.space)
         _float(hp, "fine_tune_learning_rate", self.space.fine_tune_learning_rate)
+        declare_input(hp, tuple(self.top_blocks), self.poolings)
 
     def build(self, hp):
         units, dropout, _ = declare_head(hp, self.space)
         _float(hp, "fine_tune_learning_rate", self.space.fine_tune_learning_rate)
-        top = fresh_copy(self.top_block)  # every trial starts from the pretrained weights
-        head = make_head(tuple(top.output.shape[1:]), units, dropout, self.n_classes)
+        size, pooling = declare_input(hp, tuple(self.top_blocks), self.poolings)
+        top = fresh_copy(self.top_blocks[size])  # every trial starts from the pretrained weights
+        head = make_head(tuple(top.output.shape[1:]), units, dropout, self.n_classes, pooling)
         inputs = keras.Input(tuple(top.input.shape[1:]), name="cut_features")
         # training=False keeps BatchNormalization in inference mode while its weights train.
         model = keras.Model(inputs, head(top(inputs, training=False)), name="top_and_head")
         if self.frozen is not None:
-            model = on_images(model, self.frozen, self.image_size, self.augment)
+            model = on_images(model, self.frozen[size], size, self.augment)
         return model
 
     def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
-        epochs = epochs or self.epochs
-        callbacks = list(callbacks)
+        epochs, data = epochs or self.epochs, data.for_trial(hp)
         head, top = _find(model, "head"), _find(model, "top_block")
         top.trainable = False
         if data.uses_images:  # the whole network, as the tutorial trains it
             phase1, layer = model, "images"
-        else:  # without augmentation phase 1 is exactly the head on cached top features
+        else:  # phase 1 is exactly the head on cached top features
             phase1, layer = head, "top"
         _compile(phase1, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes)
-        h1 = phase1.fit(**data.train_args(layer), epochs=epochs, callbacks=callbacks, verbose=0)
+        h1 = phase1.fit(**data.train_args(layer, callbacks), epochs=epochs, verbose=0)
         top.trainable = True  # trainable changes only take effect after compile
         _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")), self.n_classes)
-        h2 = model.fit(**data.train_args(self.input_layer), epochs=2 * epochs, initial_epoch=epochs,
-                       callbacks=callbacks, verbose=0)
+        h2 = model.fit(**data.train_args(self.input_layer, callbacks), epochs=2 * epochs, initial_epoch=epochs,
+                       verbose=0)
         return [h1, h2]
 
 

@@ -30,7 +30,8 @@ def best_hyperparameters(hypermodel, params: dict[str, str]) -> kt.HyperParamete
     hypermodel.declare_hyperparameters(hp)
     for name, default in list(hp.values.items()):
         if name in params:
-            hp.values[name] = type(default)(float(params[name]))
+            value = params[name]
+            hp.values[name] = value if isinstance(default, str) else type(default)(float(value))
     return hp
 
 
@@ -44,7 +45,8 @@ def train_once(prepared, cfg: config.SweepConfig, hp, seed: int) -> tuple[float,
     if best.best_weights is None:
         return math.nan, math.nan
     best.restore()
-    _, acc = model.evaluate(prepared.data.dataset(prepared.hypermodel.input_layer, "test"), verbose=0)
+    test = prepared.data.for_trial(hp).dataset(prepared.hypermodel.input_layer, "test")
+    _, acc = model.evaluate(test, verbose=0)
     return best.best_logs["val_accuracy"], float(acc)
 
 

@@ -12,11 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import backbones, features, hardware, winner
+from harness import backbones, winner
 from harness.checks import check_dataset, warnings
 from harness.config import SweepConfig
-from harness.data import DataSet, image_dataset, scan
-from harness.methods import METHODS, TrialData, loss_for
+from harness.data import DataSet, scan
+from harness.methods import loss_for
+from harness.prepare import Network, Prepared, build_network, cached_features, prepare, view_count  # noqa: F401
 from harness.interrupts import signals_interrupt
 from harness.progress import NullReporter
 from harness.resume import claim, sweep_key
@@ -41,100 +42,17 @@ class SweepResult:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class Prepared:
-    """The frozen parts of the network and the data trials train on."""
-
-    data: TrialData
-    hypermodel: Any
-    cache_hit: bool
-    extraction_seconds: float
-    cache_path: str
-    precision: str
-    frozen: Any = None  # images -> the trained part's input (for the winner's image network)
-
-
-@dataclass
-class Network:
-    """The backbone in pieces: the frozen pass (in `precision`) and the float32 top block to train."""
-
-    spec: backbones.BackboneSpec
-    precision: str
-    mode: str  # preprocessing mode
-    full: Any  # raw images -> top features (frozen, for feature extraction on images)
-    below: Any  # raw images -> cut features (frozen)
-    top_block: Any  # cut features -> top features, float32, the template fine-tuning copies
-    extractor: Any  # raw images -> [cut features, top features]
-
-
-def build_network(cfg: SweepConfig) -> Network:
-    """Build the base once in the pass precision and, if that is not float32, once more for training."""
-    import keras
-
-    spec = backbones.get_spec(cfg.backbone)
-    precision = hardware.resolve_precision(cfg.precision, spec.faster_in_bf16)
-    mode = backbones.preprocessing_mode(spec, cfg.preprocessing)
-    with hardware.dtype_policy(precision):
-        base = backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha)
-        below, top = backbones.split_at_cut(base, spec.cut_layer)
-        images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
-        pixels = backbones.Preprocess(mode)(images)
-        cut = below(pixels, training=False)
-        feats = top(cut, training=False)
-    if precision != "float32":
-        _, top = backbones.split_at_cut(
-            backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha), spec.cut_layer)
-    return Network(spec, precision, mode, keras.Model(images, feats, name="frozen"),
-                   keras.Model(images, cut, name="frozen"), top,
-                   keras.Model(images, [cut, feats], name="extractor"))
-
-
-def _feature_key(cfg: SweepConfig, net: Network, dataset: DataSet) -> features.FeatureKey:
-    return features.FeatureKey(
-        cfg.backbone, cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
-        backbones.weights_identity(cfg.weights), cfg.image_size, net.mode, net.spec.cut_layer,
-        dataset.fingerprint, net.precision)
-
-
-def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, progress=None) -> features.Features:
-    """The feature cache's entry for this backbone and data, extracted now on a miss."""
-    return features.extract(
-        _feature_key(cfg, net, dataset), dataset, net.extractor,
-        lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size,
-                                dataset.class_names),
-        progress=progress)
-
-
-def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True) -> Prepared:
-    """Build the backbone; with no augmentation, get cached features (extracting on a miss).
-
-    `use_cache=False` trains every trial on images through the frozen backbone, as the
-    tutorial does: the benchmark's naive baseline, and the only way with augmentation.
-    """
-    net = build_network(cfg)
-    files = {s: [str(f.relative_to(dataset.root)) for f in p.files] for s, p in dataset.splits.items()}
-    labels = {s: p.labels for s, p in dataset.splits.items()}
-    hm_cls = METHODS[cfg.method]
-    fe = cfg.method == "feature-extraction"
-    top_arg = tuple(net.full.output.shape[1:]) if fe else net.top_block
-    classes = dataset.class_names
-    if cfg.augment or not use_cache:
-        images = {s: image_dataset(dataset.root, p, cfg.image_size, cfg.batch_size, classes,
-                                   shuffle=(s == "train"), seed=cfg.seed) for s, p in dataset.splits.items()}
-        data = TrialData(labels, files, cfg.batch_size, classes, images=images)
-        hm = hm_cls(cfg.space, top_arg, cfg.epochs, len(classes), frozen=net.full if fe else net.below,
-                    image_size=cfg.image_size, augment=cfg.augment)
-        return Prepared(data, hm, False, 0.0, "", net.precision)
-    feats = cached_features(cfg, net, dataset, progress=reporter.extracting)
-    data = TrialData(labels, files, cfg.batch_size, classes, arrays=feats.arrays)
-    return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs, len(classes)), feats.hit, feats.seconds,
-                    str(feats.path), net.precision, frozen=net.full if fe else net.below)
-
-
 def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
-    keys = ("backbone", "weights", "image_size", "epochs", "batch_size", "preprocessing", "augment",
-            "tuner", "seed")
+    keys = ("backbone", "weights", "epochs", "batch_size", "preprocessing", "augment", "tuner", "seed")
     params = {k: getattr(cfg, k) for k in keys}
+    for key, values in (("image_size", cfg.image_sizes), ("pooling", cfg.poolings)):
+        if len(values) == 1:
+            params[key] = values[0]
+        else:  # searched: each trial's own value is its hyperparameter of this name
+            params[f"{key}_choices"] = ",".join(map(str, values))
+    if cfg.augment:
+        params["augment_views"] = cfg.augment_views
+        params["augmentation"] = " ".join(f"{k}={v}" for k, v in cfg.augmentation.__dict__.items())
     params["n_classes"] = prepared.data.n_classes
     params["output"] = "sigmoid" if prepared.data.n_classes == 2 else "softmax"
     params["loss"] = loss_for(prepared.data.n_classes).name
@@ -155,11 +73,13 @@ def sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[s
 
 
 def _cache_tag(cfg: SweepConfig, prepared: Prepared) -> str:
-    if cfg.augment:
-        return "off (augmentation: the full network runs every epoch)"
+    k = view_count(cfg)
+    if cfg.augment and not k:
+        return "off (augment_views = 0, fresh augmentation: the full network runs every epoch)"
     if not prepared.cache_path:
-        return "off (naive: the full network runs every epoch)"
-    return "hit" if prepared.cache_hit else "miss"
+        replay = f", replaying {k} augmented views" if k else ""
+        return f"off (naive: the full network runs every epoch{replay})"
+    return ("hit" if prepared.cache_hit else "miss") + (f" ({k} augmented views per training image)" if k else "")
 
 
 def warn_about_data(dataset: DataSet, reporter) -> None:
@@ -243,7 +163,9 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
         best = _record_best(tracker, parent, tuner)
         if best is not None:
             log_confusion_matrix(tracker, best.run_id, f"{best.name} · test split")
-            winner.log_winner(tracker, parent, best, tuner, prepared.frozen, cfg.image_size)
+            size = best.hyperparameters.get("image_size", cfg.image_sizes[0])  # the trial's size when searched
+            frozen = prepared.frozen[size] if prepared.frozen else None
+            winner.log_winner(tracker, parent, best, tuner, frozen, size)
         seconds = time.perf_counter() - start
         tracker.log_metrics(parent, {"sweep_seconds": seconds, "trials_finished": sum(
             r.status == "FINISHED" for r in tuner.records.values())})

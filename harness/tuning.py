@@ -152,6 +152,7 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
     def run_trial(self, trial, data, **kwargs):  # kwargs: keras-tuner's `verbose`, unused
         record = self.records[trial.trial_id]
         hp = trial.hyperparameters
+        data = data.for_trial(hp)  # the features of the trial's image size
         seed_everything(self.cfg.seed + int(trial.trial_id))
         epochs = int(hp.values.get("tuner/epochs", self.cfg.epochs))
         model = self.hypermodel.build(hp)

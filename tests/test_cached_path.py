@@ -34,22 +34,24 @@ def test_top_block_on_cached_inputs_equals_full_model_on_images(backbone, size):
     assert cached.std() > 0  # the comparison is between non-trivial outputs
 
 
-def test_augmentation_runs_the_full_network_and_says_so(tiny_data, store_uri, client, tmp_path):
+def test_fresh_augmentation_runs_the_full_network_and_says_so(tiny_data, store_uri, client, tmp_path):
+    """augment_views = 0: the tutorial's way, new random transformations every epoch, no cache."""
     from typer.testing import CliRunner
 
     from conftest import runs_of, tiny_sweep_args
     from harness.cli import app
 
     sweep_file = tmp_path / "augment.toml"
-    sweep_file.write_text('method = "fine-tune"\naugment = true\n')
+    sweep_file.write_text('method = "fine-tune"\naugment = true\naugment_views = 0\n')
     args = tiny_sweep_args("fine-tune", tiny_data, store_uri, "--max-trials", "1", "--epochs", "1",
                            "--config", str(sweep_file))
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     (parent,), (child,) = runs_of(client, "tiny")
-    assert parent.data.tags["feature_cache"].startswith("off (augmentation")
+    assert parent.data.tags["feature_cache"].startswith("off (augment_views = 0")
     assert parent.data.tags["augment"] == "true"
     assert child.info.status == "FINISHED" and child.data.params["augment"] == "True"
+    assert child.data.params["augment_views"] == "0"
     assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
 
 

@@ -1,0 +1,119 @@
+"""What K cached augmented views buy: validation accuracy of fixed heads trained on K views, K = 0..max.
+
+    python bench/augment_views.py --data DIR --weights PATH --out FILE.json [--image-size 150
+        --max-views 10 --views 1 2 5 10 --epochs 20 --seeds 2 --pooling flatten avg
+        --head 128,0.5,1e-4]
+
+Extracts `max-views` views of every training image once (through the feature cache: set
+HARNESS_CACHE_DIR to keep them between runs) and the plain features, then trains each head
+(units, dropout, learning rate) for `epochs` epochs on the first K views of each image, for
+every K in `views` (0: no augmentation, the plain features), with `seeds` seeds each, and
+reports the best-epoch validation accuracy (and that epoch's test accuracy; nothing is chosen
+on it). Also times the extraction per image: the cost of one more view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def train(prepared_hm, data, units: int, dropout: float, lr: float, pooling: str, epochs: int, seed: int):
+    """(best val accuracy, its test accuracy, seconds) of one head trained as a trial trains it."""
+    import keras_tuner as kt
+
+    from harness.callbacks import KeepBestWeights
+    from harness.seeding import seed_everything
+
+    hp = kt.HyperParameters()
+    prepared_hm.poolings = (pooling,)
+    prepared_hm.declare_hyperparameters(hp)
+    hp.values.update(units=units, dropout=dropout, learning_rate=lr)
+    start = time.perf_counter()
+    seed_everything(seed)
+    model = prepared_hm.build(hp)
+    best = KeepBestWeights(model)
+    prepared_hm.fit(hp, model, data, callbacks=[best], epochs=epochs)
+    best.restore()
+    _, test = model.evaluate(data.dataset("top", "test"), verbose=0)
+    return best.best_logs["val_accuracy"], float(test), time.perf_counter() - start
+
+
+def first_views(arrays, k_max: int, k: int):
+    """The train rows of the first k views of every image (rows are image * K + view)."""
+    train = np.asarray(arrays["top"]["train"])
+    n = len(train) // k_max
+    return train.reshape(n, k_max, *train.shape[1:])[:, :k].reshape(n * k, *train.shape[1:])
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--backbone", default="mobilenet_v2")
+    p.add_argument("--image-size", type=int, default=150)
+    p.add_argument("--max-views", type=int, default=10)
+    p.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 5, 10])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--pooling", nargs="+", default=["flatten"])
+    p.add_argument("--head", nargs="+", default=["128,0.5,1e-4"], help="units,dropout,learning_rate")
+    args = p.parse_args(argv)
+
+    from harness.config import SweepConfig, validate
+    from harness.data import scan
+    from harness.prepare import build_network, cached_features
+
+    cfg = validate(SweepConfig(method="feature-extraction", data=args.data, backbone=args.backbone,
+                               weights=args.weights, image_size=args.image_size, augment=True,
+                               augment_views=args.max_views))
+    dataset = scan(cfg.data)
+    net = build_network(cfg)
+    plain = cached_features(dataclasses.replace(cfg, augment=False), net, dataset)
+    views = cached_features(cfg, net, dataset)
+    n_images = sum(len(s.files) for s in dataset.splits.values())
+    n_train = len(dataset.splits["train"].files)
+    report = {"args": vars(args), "extraction": {
+        "plain_s": plain.seconds, "plain_images": n_images, "views_s": views.seconds,
+        "views_images": n_images + (args.max_views - 1) * n_train,
+        "cache_hit": {"plain": plain.hit, "views": views.hit}}, "runs": []}
+    _train_all(args, cfg, dataset, plain, views, report)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(json.dumps(report["extraction"]))
+    return report
+
+
+def _train_all(args, cfg, dataset, plain, views, report: dict) -> None:
+    """Every (K, head, pooling, seed) run into report["runs"], written out after each."""
+    from harness.methods import FeatureExtraction, TrialData
+
+    labels = {s: p.labels for s, p in dataset.splits.items()}
+    hm = FeatureExtraction(cfg.space, {args.image_size: plain.shape["top"]}, args.epochs, len(dataset.class_names))
+    for k in args.views:
+        arrays = {"top": {**plain.arrays["top"], "train": first_views(views.arrays, args.max_views, k)}} if k \
+            else plain.arrays
+        for head in args.head:
+            units, dropout, lr = head.split(",")
+            for pooling in args.pooling:
+                data = TrialData(labels, {}, cfg.batch_size, dataset.class_names, arrays=arrays, views=k)
+                for seed in range(args.seeds):
+                    val, test, secs = train(hm, data, int(units), float(dropout), float(lr), pooling,
+                                            args.epochs, 100 + seed)
+                    run = {"views": k, "head": head, "pooling": pooling, "seed": 100 + seed,
+                           "val_accuracy": val, "test_accuracy": test, "seconds": secs}
+                    report["runs"].append(run)
+                    print(json.dumps(run), flush=True)
+                    Path(args.out).write_text(json.dumps(report, indent=1))  # so far, in case it is stopped
+
+
+if __name__ == "__main__":
+    main()

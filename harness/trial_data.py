@@ -1,0 +1,110 @@
+"""What trials train on: cached features, K cached augmented views, or images; per image size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness import views
+from harness.seeding import current_seed
+
+
+def label_dtype(n_classes: int) -> str:
+    return "float32" if n_classes == 2 else "int32"
+
+
+@dataclass
+class TrialData:
+    """What trials train on: cached features (`arrays[layer][split]`, the cache's memory-mapped
+    files) or, when trials run the frozen backbone themselves, batched (image, label) datasets
+    (`images[split]`). With `views` = K the train split is K augmented views per image (cached
+    features in rows image * K + view, or, on the naive path, `replay` = (decoded images,
+    harness.augment.Views) recomputing them)."""
+
+    labels: dict[str, np.ndarray]
+    files: dict[str, list[str]]
+    batch_size: int
+    class_names: tuple[str, ...]
+    arrays: dict[str, dict[str, np.ndarray]] | None = None
+    images: dict[str, Any] | None = None
+    views: int = 0
+    replay: tuple | None = None
+    _tensors: dict = field(default_factory=dict, repr=False)
+
+    def for_trial(self, hp) -> "TrialData":
+        """The data of the trial's image size: this, the only one (see SizedData)."""
+        return self
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def uses_images(self) -> bool:
+        return self.images is not None
+
+    def dataset(self, layer: str, split: str):
+        """Batched (x, y); the train split reshuffled every epoch (image datasets shuffle themselves).
+
+        Cached features (memory-mapped float16) are read into one float32 tensor the first time
+        a layer and split is asked for, so memory holds one copy of only what trials use. Each
+        call makes a fresh pipeline, so a trial's shuffle order follows from its own seed. A
+        batch is one gather, not 64 slices.
+        """
+        if self.uses_images:
+            return self.images[split]
+        import tensorflow as tf
+
+        if (layer, split) not in self._tensors:
+            self._tensors[layer, split] = (tf.constant(self.arrays[layer][split], dtype="float32"),
+                                           tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
+        x, y = self._tensors[layer, split]
+        rows = tf.data.Dataset.range(len(self.labels[split]))
+        if split == "train":
+            rows = rows.shuffle(len(self.labels[split]), reshuffle_each_iteration=True)
+        return rows.batch(self.batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
+
+    def train_args(self, layer: str, callbacks=()) -> dict[str, Any]:
+        """fit() arguments for one phase; the datasets shuffle themselves. With views, the train
+        set is one view per image per epoch, scheduled from the trial's seed by a callback."""
+        args = {"validation_data": self.dataset(layer, "validation"), "shuffle": False,
+                "callbacks": list(callbacks)}
+        if not self.views:
+            return {**args, "x": self.dataset(layer, "train")}
+        feed = views.Feed(current_seed(), len(self.labels["train"]), self.views, self.batch_size)
+        args["callbacks"].append(feed.callback)
+        return {**args, "x": feed.dataset(self._view_fetch(layer))}
+
+    def _view_fetch(self, layer: str):
+        """rows -> (x, y) batches of views. Cached views stay float16 in memory (K copies of the
+        train split would double in float32) and are cast per batch."""
+        import tensorflow as tf
+
+        y = tf.constant(self.labels["train"], dtype=label_dtype(self.n_classes))
+        if self.replay is not None:
+            return views.replay_images(self.replay[0], y, self.replay[1])
+        if (layer, "views") not in self._tensors:
+            self._tensors[layer, "views"] = tf.constant(self.arrays[layer]["train"], dtype="float16")
+        return views.gather_features(self._tensors[layer, "views"], y, self.views)
+
+
+@dataclass
+class SizedData:
+    """Trial data per image size, when the sweep searches image sizes: a trial takes its size's.
+    Labels, files and classes are the same for every size."""
+
+    by_size: dict[int, TrialData]
+
+    def for_trial(self, hp) -> TrialData:
+        return self.by_size[hp.get("image_size")]
+
+    @property
+    def _any(self) -> TrialData:
+        return next(iter(self.by_size.values()))
+
+    labels = property(lambda self: self._any.labels)
+    files = property(lambda self: self._any.files)
+    class_names = property(lambda self: self._any.class_names)
+    n_classes = property(lambda self: self._any.n_classes)
