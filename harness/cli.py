@@ -67,6 +67,8 @@ def _sweep_command(method: str):
         parent_run: Optional[str] = typer.Option(None, "--parent-run", help="Worker: the chief's parent run id."),
         connect_timeout: float = typer.Option(600.0, "--connect-timeout",
                                               help="Worker: seconds to wait for the chief."),
+        register: Optional[str] = typer.Option(None, "--register", help="Register the winner as a new "
+                                               "version of this MLflow registered model."),
     ):
         from harness import config as config_mod
         from harness.launch import Launch, launch
@@ -75,7 +77,8 @@ def _sweep_command(method: str):
 
         overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
-        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, str(config.resolve()))
+        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, str(config.resolve()),
+                     register)
         cfg = config_mod.load(config, method, overrides)
         with RichReporter(err) as reporter:
             result = launch(cfg, tracking_uri, how, reporter)
@@ -185,17 +188,41 @@ def compare(
 @app.command()
 @handled
 def predict(
-    photos: list[str] = typer.Argument(..., help="Photo files."),
+    photos: list[str] = typer.Argument(..., help="Photo files, or folders (every image under them)."),
     run: Optional[str] = typer.Option(None, "--run", help="A sweep's or trial's run id (default: latest sweep)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Any MLflow model URI: models:/NAME/1, "
+                                        "models:/NAME@alias, models:/NAME/latest, runs:/..."),
+    out_csv: Optional[Path] = typer.Option(None, "--out", help="Also write every class's probability to this CSV."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
 ):
     """Print each photo's most probable class and its probability with a sweep's best model."""
     from harness.predict import predict as run_predict
 
-    uri, predictions = run_predict(photos, run, tracking_uri)
-    err.print(f"model {uri}")
-    for p in predictions:
+    result = run_predict(photos, run, tracking_uri, model, out_csv)
+    err.print(f"model {result.uri}", highlight=False)
+    for p in result.rows:
         typer.echo(f"{p.path}\t{p.label}\t{p.probability:.3f}")  # tab-separated, for scripts too
+    if out_csv is not None:
+        err.print(f"wrote {len(result.rows)} rows to {out_csv}", highlight=False)
+
+
+@app.command()
+@handled
+def export(
+    source: str = typer.Argument(..., help="A sweep's or trial's run id, or any MLflow model URI."),
+    fmt: str = typer.Option(..., "--format", help="saved_model | tflite"),
+    out_path: Path = typer.Option(..., "--out", help="Where to write it (a folder for saved_model)."),
+    log: bool = typer.Option(False, "--log", help="Also log it as an artifact of the model's run."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+):
+    """Export a winner as a TensorFlow SavedModel or a float32 TFLite flat buffer."""
+    from harness.export import export as run_export
+
+    done = run_export(source, fmt, out_path, log, tracking_uri)
+    out.print(f"wrote {done.format} of {done.model_uri} to {done.path} ({done.size_bytes / 1e6:.1f} MB)",
+              highlight=False)
+    if done.logged_to:
+        out.print(f"logged as {done.logged_to}", highlight=False)
 
 
 @cache_app.command("ls")

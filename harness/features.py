@@ -14,8 +14,13 @@ import numpy as np
 
 from harness.data import DataSet
 
-FORMAT_VERSION = 1
+# 2: preprocessing in standard Keras layers; the test split stored in float32 from a float32 pass
+FORMAT_VERSION = 2
 LAYERS = ("cut", "top")  # cut: input of the top block (fine-tune); top: backbone output (both)
+# Trials score these splits on float32 features from a float32 backbone pass, so their logged
+# predictions are exactly what the logged float32 network computes on the images. Train and
+# validation stay float16 on disk (half the memory) from the pass precision (bfloat16 where faster).
+EXACT_SPLITS = ("test",)
 
 
 def cache_root() -> Path:
@@ -42,7 +47,7 @@ class FeatureKey:
 
 @dataclass(frozen=True)
 class Features:
-    """Cached arrays per split: arrays[layer][split], memory-mapped float16."""
+    """Cached arrays per split: arrays[layer][split], memory-mapped float16 (EXACT_SPLITS float32)."""
 
     arrays: dict[str, dict[str, np.ndarray]]
     labels: dict[str, np.ndarray]
@@ -64,11 +69,11 @@ def _open(path: Path, hit: bool, seconds: float) -> Features:
     return Features(arrays, labels, meta["files"], path, hit, seconds)
 
 
-def _extract_split(extractor, images, out_dir: Path, split: str, count: int) -> None:
+def _extract_split(extractor, images, out_dir: Path, split: str, count: int, dtype: str) -> None:
     """Stream batches through the backbone into memory-mapped files: memory stays flat."""
     cut_shape, top_shape = (tuple(t.shape[1:]) for t in extractor.outputs)
-    cut = np.lib.format.open_memmap(out_dir / f"{split}.cut.npy", "w+", "float16", (count, *cut_shape))
-    top = np.lib.format.open_memmap(out_dir / f"{split}.top.npy", "w+", "float16", (count, *top_shape))
+    cut = np.lib.format.open_memmap(out_dir / f"{split}.cut.npy", "w+", dtype, (count, *cut_shape))
+    top = np.lib.format.open_memmap(out_dir / f"{split}.top.npy", "w+", dtype, (count, *top_shape))
     labels, row = [], 0
     for x, y in images:
         c, t = extractor.predict_on_batch(x)
@@ -82,12 +87,14 @@ def _extract_split(extractor, images, out_dir: Path, split: str, count: int) -> 
     np.save(out_dir / f"{split}.labels.npy", np.concatenate(labels).astype("float32"))
 
 
-def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=None) -> Features:
+def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=None,
+            exact_extractor=None) -> Features:
     """Load features for `key`, computing and storing them on a miss.
 
-    `extractor` maps raw images to [cut features, top features]; `make_images(split)`
-    gives that split's (images, labels) batches in file order. Writers build in a
-    private folder and rename it into place, so concurrent sweeps never see half a cache.
+    `extractor` maps raw images to [cut features, top features]; `exact_extractor` does the
+    same in float32 for EXACT_SPLITS (default: `extractor`); `make_images(split)` gives that
+    split's (images, labels) batches in file order. Writers build in a private folder and
+    rename it into place, so concurrent sweeps never see half a cache.
     """
     final = cache_root() / key.digest()
     if (final / "meta.json").exists():
@@ -99,7 +106,9 @@ def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=Non
     for split, part in data.splits.items():
         if progress:
             progress(split, len(part.files))
-        _extract_split(extractor, make_images(split), tmp, split, len(part.files))
+        exact = split in EXACT_SPLITS
+        _extract_split((exact_extractor or extractor) if exact else extractor, make_images(split), tmp, split,
+                       len(part.files), "float32" if exact else "float16")
     seconds = time.perf_counter() - start
     meta = {"key": key.__dict__, "splits": list(data.splits), "seconds": seconds,
             "files": {s: [str(f.relative_to(data.root)) for f in p.files] for s, p in data.splits.items()}}

@@ -38,6 +38,8 @@ class SweepResult:
     cache_hit: bool
     extraction_seconds: float
     tags: dict[str, str] = field(default_factory=dict)
+    model_uri: str | None = None  # the winner's logged model
+    registered_model: str | None = None  # models:/NAME/VERSION with --register
 
 
 @dataclass
@@ -50,12 +52,13 @@ class Prepared:
     extraction_seconds: float
     cache_path: str
     precision: str
-    frozen: Any = None  # images -> the trained part's input (for the winner's image network)
+    frozen: Any = None  # images -> the trained part's input, float32 (the winner's image network)
 
 
 @dataclass
 class Network:
-    """The backbone in pieces: the frozen pass (in `precision`) and the float32 top block to train."""
+    """The backbone in pieces: the frozen pass (in `precision`), the same pass in float32 (the test
+    split's features and the logged winner: what users run) and the float32 top block to train."""
 
     spec: backbones.BackboneSpec
     precision: str
@@ -64,28 +67,42 @@ class Network:
     below: Any  # raw images -> cut features (frozen)
     top_block: Any  # cut features -> top features, float32, the template fine-tuning copies
     extractor: Any  # raw images -> [cut features, top features]
+    full32: Any  # the same three in float32 (the same models when precision is float32)
+    below32: Any
+    extractor32: Any
+
+    def frozen(self, method: str, exact: bool = False):
+        """Images -> what the method's trained part reads; `exact`: the float32 pass."""
+        if method == "feature-extraction":
+            return self.full32 if exact else self.full
+        return self.below32 if exact else self.below
+
+
+def _frozen_pass(cfg: SweepConfig, spec: backbones.BackboneSpec, mode: str):
+    """(full, below, extractor, top block) of a freshly built base, in the current dtype policy."""
+    import keras
+
+    base = backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha)
+    below, top = backbones.split_at_cut(base, spec.cut_layer)
+    images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
+    cut = below(backbones.preprocess(images, mode), training=False)
+    feats = top(cut, training=False)
+    return (keras.Model(images, feats, name="frozen"), keras.Model(images, cut, name="frozen"),
+            keras.Model(images, [cut, feats], name="extractor"), top)
 
 
 def build_network(cfg: SweepConfig) -> Network:
-    """Build the base once in the pass precision and, if that is not float32, once more for training."""
-    import keras
-
+    """Build the base once in the pass precision and, if that is not float32, once more in float32."""
     spec = backbones.get_spec(cfg.backbone)
     precision = hardware.resolve_precision(cfg.precision, spec.faster_in_bf16)
     mode = backbones.preprocessing_mode(spec, cfg.preprocessing)
     with hardware.dtype_policy(precision):
-        base = backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha)
-        below, top = backbones.split_at_cut(base, spec.cut_layer)
-        images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
-        pixels = backbones.Preprocess(mode)(images)
-        cut = below(pixels, training=False)
-        feats = top(cut, training=False)
-    if precision != "float32":
-        _, top = backbones.split_at_cut(
-            backbones.build_base(cfg.backbone, cfg.image_size, cfg.weights, cfg.alpha), spec.cut_layer)
-    return Network(spec, precision, mode, keras.Model(images, feats, name="frozen"),
-                   keras.Model(images, cut, name="frozen"), top,
-                   keras.Model(images, [cut, feats], name="extractor"))
+        full, below, extractor, top = _frozen_pass(cfg, spec, mode)
+    if precision == "float32":
+        full32, below32, extractor32 = full, below, extractor
+    else:
+        full32, below32, extractor32, top = _frozen_pass(cfg, spec, mode)
+    return Network(spec, precision, mode, full, below, top, extractor, full32, below32, extractor32)
 
 
 def _feature_key(cfg: SweepConfig, net: Network, dataset: DataSet) -> features.FeatureKey:
@@ -101,7 +118,7 @@ def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, progress=N
         _feature_key(cfg, net, dataset), dataset, net.extractor,
         lambda s: image_dataset(dataset.root, dataset.splits[s], cfg.image_size, cfg.batch_size,
                                 dataset.class_names),
-        progress=progress)
+        progress=progress, exact_extractor=net.extractor32)
 
 
 def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True) -> Prepared:
@@ -121,13 +138,13 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
         images = {s: image_dataset(dataset.root, p, cfg.image_size, cfg.batch_size, classes,
                                    shuffle=(s == "train"), seed=cfg.seed) for s, p in dataset.splits.items()}
         data = TrialData(labels, files, cfg.batch_size, classes, images=images)
-        hm = hm_cls(cfg.space, top_arg, cfg.epochs, len(classes), frozen=net.full if fe else net.below,
+        hm = hm_cls(cfg.space, top_arg, cfg.epochs, len(classes), frozen=net.frozen(cfg.method),
                     image_size=cfg.image_size, augment=cfg.augment)
-        return Prepared(data, hm, False, 0.0, "", net.precision)
+        return Prepared(data, hm, False, 0.0, "", net.precision, frozen=net.frozen(cfg.method, exact=True))
     feats = cached_features(cfg, net, dataset, progress=reporter.extracting)
     data = TrialData(labels, files, cfg.batch_size, classes, arrays=feats.arrays)
     return Prepared(data, hm_cls(cfg.space, top_arg, cfg.epochs, len(classes)), feats.hit, feats.seconds,
-                    str(feats.path), net.precision, frozen=net.full if fe else net.below)
+                    str(feats.path), net.precision, frozen=net.frozen(cfg.method, exact=True))
 
 
 def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
@@ -167,10 +184,11 @@ def tuner_dir(store: Store) -> Path:
 
 
 def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
-              resume: str = "auto", use_cache: bool = True) -> SweepResult:
+              resume: str = "auto", use_cache: bool = True, register: str | None = None) -> SweepResult:
     """Run one sweep, or continue the interrupted one with the same configuration
     (resume: auto | resume | fresh); the parent ends FINISHED, FAILED or KILLED, never RUNNING.
-    `use_cache=False` is the naive baseline: the backbone runs inside every trial (bench/)."""
+    `use_cache=False` is the naive baseline: the backbone runs inside every trial (bench/).
+    `register`: the winner becomes a new version of that registered model."""
     reporter = reporter or NullReporter()
     start = time.perf_counter()
     dataset = scan(cfg.data)  # bad folders and images fail here, before any compute or logging
@@ -186,11 +204,12 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
     try:
         with signals_interrupt():
             parent = _open_parent(tracker, claimed, experiment_id, cfg, tags, prepared)
-            tuner, best, seconds = _search(tracker, store, parent, experiment_id, cfg, prepared, reporter, start)
+            tuner, best, seconds, model = _search(tracker, store, parent, experiment_id, cfg, prepared, reporter,
+                                                  start, tags, register)
     finally:
         claimed.release()
     return SweepResult(cfg.method, cfg.experiment_name, parent, store.uri, list(tuner.records.values()),
-                       best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags)
+                       best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags, *model)
 
 
 def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig, tags, prepared) -> str:
@@ -219,8 +238,9 @@ def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig
 
 
 def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg: SweepConfig,
-            prepared: Prepared, reporter, start: float):
-    """keras-tuner's search under `parent`; on any exit but success, its runs end KILLED or FAILED."""
+            prepared: Prepared, reporter, start: float, tags: dict[str, str], register: str | None):
+    """keras-tuner's search under `parent`, then the winner logged (and registered); on any exit
+    but success, its runs end KILLED or FAILED. Returns (tuner, best, seconds, (model URI, registered))."""
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner" line
             tuner = TrackedTuner(
@@ -232,9 +252,10 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
         reporter.sweep_started(cfg, tracker.run_name(parent))
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
+        uri = None
         if best is not None:
             log_confusion_matrix(tracker, best.run_id, f"{best.name} · test split")
-            winner.log_winner(tracker, parent, best, tuner, prepared.frozen, cfg.image_size)
+            uri = winner.log_winner(tracker, parent, best, tuner, prepared.frozen, cfg, prepared.data.class_names)
         seconds = time.perf_counter() - start
         tracker.log_metrics(parent, {"sweep_seconds": seconds, "trials_finished": sum(
             r.status == "FINISHED" for r in tuner.records.values())})
@@ -242,7 +263,9 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
     except BaseException:
         _end_sweep(tracker, experiment_id, parent)
         raise
-    return tuner, best, seconds
+    # after the sweep has ended FINISHED: a registry problem does not undo a finished sweep
+    registered = winner.register(tracker, register, uri, parent, best, tags) if register and uri else None
+    return tuner, best, seconds, (uri, registered)
 
 
 def _end_sweep(tracker: Tracker, experiment_id: str, parent: str) -> None:

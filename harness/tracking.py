@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import sys
 import os
@@ -240,8 +242,9 @@ class Tracker:
                 raise HarnessError(f"run {run_id} has no artifact {path}") from None
             return Path(local).read_text()
 
-    def log_keras_model(self, run_id: str, model, example, prediction) -> str:
-        """Log a Keras 3 model (MLflow's keras flavor) with a signature on `run_id`; returns its URI."""
+    def log_keras_model(self, run_id: str, model, example, prediction, metadata: dict | None = None) -> str:
+        """Log a Keras 3 model (MLflow's keras flavor) with a signature and `metadata` (kept in its
+        MLmodel file) on `run_id`; returns its URI."""
         import mlflow
         from mlflow.models import Model, infer_signature
 
@@ -250,11 +253,31 @@ class Tracker:
         mlflow.set_tracking_uri(self.store.uri)
         mlflow.set_experiment(experiment_id=self.client.get_run(run_id).info.experiment_id)
         info = Model.log(artifact_path=None, name="model", flavor=mlflow.keras, model=model, run_id=run_id,
-                         signature=infer_signature(example, prediction),
+                         signature=infer_signature(example, prediction), metadata=metadata,
                          # explicit requirements: MLflow would otherwise load the model in a
                          # subprocess to infer them, which costs as much as a short trial
                          pip_requirements=mlflow.keras.get_default_pip_requirements())
         return info.model_uri
+
+    def register_model(self, uri: str, name: str, tags: dict[str, str]) -> str:
+        """A new version of registered model `name` (created if new) from a logged model; returns
+        the version number."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.store.uri)
+        mlflow.set_registry_uri(self.store.uri)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # its own "Successfully registered" lines
+                return str(mlflow.register_model(uri, name, tags=tags).version)
+        except Exception as exc:
+            raise HarnessError(f"cannot register {uri} as {name!r}: {_first_line(exc)}") from None
+
+    def log_path(self, run_id: str, path: Path, folder: str) -> None:
+        """A file or a whole folder as artifacts of `run_id` under `folder`."""
+        if Path(path).is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path=f"{folder}/{Path(path).name}")
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path=folder)
 
 
 def _probe_server(uri: str, timeout: float = 5.0) -> None:
@@ -278,17 +301,31 @@ def _load_json_artifact(client, run_id: str, name: str) -> dict:
     return json.loads(Path(client.download_artifacts(run_id, name)).read_text())
 
 
-def load_keras_model(uri: str, store: Store):
-    """A model logged with log_keras_model, as a Keras model."""
+@dataclass(frozen=True)
+class LoadedModel:
+    """A logged Keras model with what its MLmodel file says about it."""
+
+    uri: str
+    model: Any  # keras.Model
+    metadata: dict[str, Any]
+    run_id: str | None  # the run that logged it
+
+
+def load_keras_model(uri: str, store: Store) -> LoadedModel:
+    """Any MLflow model URI (models:/NAME/1, models:/NAME@alias, models:/m-..., runs:/...) of a
+    Keras model, with its metadata."""
     import mlflow
 
     mlflow.set_tracking_uri(store.uri)
+    mlflow.set_registry_uri(store.uri)
     try:
-        with warnings.catch_warnings():  # the trained head's optimizer state is not needed to predict
+        info = mlflow.models.get_model_info(uri)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return mlflow.keras.load_model(uri)
+            model = mlflow.keras.load_model(uri)
     except Exception as exc:
         raise HarnessError(f"cannot load model {uri}: {_first_line(exc)}") from None
+    return LoadedModel(uri, model, dict(info.metadata or {}), info.run_id)
 
 
 def _first_line(exc: Exception) -> str:
