@@ -144,11 +144,16 @@ def ui(
     port: int = typer.Option(5000, help="Port on 127.0.0.1."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
 ):
-    """Start the MLflow UI for the project's store, bound to 127.0.0.1."""
-    from harness.tracking import resolve_store, serve_ui
+    """Start the MLflow UI for the project's store, bound to 127.0.0.1; print links into its views."""
+    from harness.tracking import Tracker, resolve_store, serve_ui
+    from harness.views import prepare_views
 
     store = resolve_store(tracking_uri)
-    err.print(f"MLflow UI for {store.uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)")
+    base = f"http://127.0.0.1:{port}"
+    links = prepare_views(Tracker(store), base)
+    err.print(f"MLflow UI for {store.uri} at {base}  (Ctrl-C stops it)")
+    for link in links:  # plain echo: rich would wrap the long URLs
+        typer.echo(f"{link.label}\n  {link.url}")
     sys.exit(serve_ui(store, port))
 
 

@@ -58,8 +58,22 @@ def export(source: str, fmt: str, out: Path, log: bool = False, tracking_uri: st
 
 
 def save_saved_model(model, out: Path) -> None:
-    """A TensorFlow SavedModel with one `serve` signature: float32 pixels (N, S, S, 3) -> probabilities."""
-    model.export(str(out), format="tf_saved_model", verbose=False)
+    """A TensorFlow SavedModel whose `serving_default` signature maps `images`, float32 RGB pixels
+    0..255 (N, S, S, 3), to `probabilities` (N, classes).
+
+    tf.saved_model.save on a tf.Module rather than Keras' model.export: Keras 3.15's export
+    writes every variable twice (a 59 MB VGG16 became 118 MB). The module holds the model's
+    TensorFlow variables themselves, not their Keras wrappers: the TFLite converter reads only
+    those (with the Keras model attached instead, it wrote a flat buffer without weights).
+    """
+    import tensorflow as tf
+
+    size = int(model.input_shape[1])
+    module = tf.Module()
+    module.weights = [v.value for v in model.variables]
+    module.serve = tf.function(lambda images: {"probabilities": model(images, training=False)},
+                               input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
 
 
 def save_tflite(model, out: Path) -> None:

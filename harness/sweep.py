@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import backbones, features, hardware, winner
+from harness import backbones, features, hardware, views, winner
 from harness.config import SweepConfig
 from harness.data import DataSet, image_dataset, scan
 from harness.methods import METHODS, TrialData, loss_for
@@ -208,6 +208,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
                                                   start, tags, register)
     finally:
         claimed.release()
+    views.write_views(tracker, experiment_id)  # the UI's saved views now include this sweep
     return SweepResult(cfg.method, cfg.experiment_name, parent, store.uri, list(tuner.records.values()),
                        best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags, *model)
 

@@ -18,6 +18,8 @@ from harness.errors import HarnessError
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow 3's own tag for what an experiment is for; the UI's experiment-kind selector reads it.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ class Tracker:
         if found is not None:
             return found.experiment_id
         try:
-            return self.client.create_experiment(name, artifact_location=self.store.artifact_root)
+            return self.client.create_experiment(name, artifact_location=self.store.artifact_root,
+                                                 tags=EXPERIMENT_KIND)
         except Exception:  # created meanwhile by a concurrent sweep
             found = self.client.get_experiment_by_name(name)
             if found is None:
@@ -182,6 +185,10 @@ class Tracker:
         for run_id in stale:
             self.end_run(run_id, status)
         return stale
+
+    def set_experiment_tags(self, experiment_id: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_experiment_tag(experiment_id, key, value)
 
     def find_experiment(self, name: str) -> str | None:
         found = self.client.get_experiment_by_name(name)

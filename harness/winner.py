@@ -78,9 +78,11 @@ def model_metadata(cfg, class_names: tuple[str, ...]) -> dict:
 def log_winner(tracker, parent_id: str, best, tuner, frozen, cfg, class_names: tuple[str, ...]) -> str:
     """Log the winner as a Keras model with a signature and metadata on its run; tag both runs with its URI."""
     model = assemble(tuner, best.trial_id, frozen, cfg.image_size)
+    # the signature from example arrays of the right shapes and dtypes: running the network here
+    # would only trace it once more
     example = np.zeros((1, cfg.image_size, cfg.image_size, 3), dtype="float32")
-    uri = tracker.log_keras_model(best.run_id, model, example, model.predict(example, verbose=0),
-                                  model_metadata(cfg, class_names))
+    output = np.zeros((1, len(class_names)), dtype="float32")
+    uri = tracker.log_keras_model(best.run_id, model, example, output, model_metadata(cfg, class_names))
     tracker.set_tags(best.run_id, {"model_uri": uri})
     tracker.set_tags(parent_id, {"best_model_uri": uri})
     discard_saved(tuner)
