@@ -96,6 +96,9 @@ class Browser:
     def open(self, url: str, *expected: str, seconds: float = 90) -> str:
         """Go to `url` and wait until the page shows every `expected` text; returns the page's text."""
         self.call("Page.navigate", url=url)
+        return self.wait_for(*expected, seconds=seconds)
+
+    def wait_for(self, *expected: str, seconds: float = 90) -> str:
         deadline = time.monotonic() + seconds
         while True:
             text = self.text()
@@ -103,9 +106,17 @@ class Browser:
                 return text
             time.sleep(0.5)
 
-    def click(self, selector: str) -> bool:
-        return bool(self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-                            " if (e) e.click(); return !!e; }})()"))
+    def click(self, selector: str, seconds: float = 30) -> None:
+        """Click the element `selector` finds, once it is there."""
+        deadline = time.monotonic() + seconds
+        script = f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (e) e.click(); return !!e; }})()"
+        while not self.js(script):
+            assert time.monotonic() < deadline, f"no {selector} on the page"
+            time.sleep(0.5)
+
+    def close_assistant(self) -> None:
+        """MLflow opens its assistant panel on a profile's first visit; it covers a third of the page."""
+        self.click('[data-component-id="mlflow.assistant.chat_panel.close"]')
 
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
@@ -173,8 +184,11 @@ def test_printed_link_opens_the_model_training_view_with_the_sweep_columns(ui, b
     assert all(g in plain for g in GENAI_ONLY) and "best_val_accuracy" not in plain
     (label,) = [k for k in links if k.endswith("sweeps and trials")]
     assert "workflowType=machine_learning" in links[label]
-    page = browser().open(links[label], "feature-extraction · vgg16", "fine-tune · vgg16", *COLUMNS)
+    b = browser(width=2400, height=1000)
+    page = b.open(links[label], "feature-extraction · vgg16", "fine-tune · vgg16", "best_val_accuracy")
     assert "Model registry" in page and not any(g in page for g in GENAI_ONLY)
+    b.close_assistant()  # the table draws only the columns in view
+    page = b.wait_for(*COLUMNS, seconds=30)
     for column in COLUMNS:
         assert column in page, f"column {column} not shown"
 
@@ -188,13 +202,13 @@ def test_sweep_link_charts_hyperparameters_against_validation_accuracy(ui, brows
     (fe,) = client.search_runs([exp.experiment_id], "tags.sweep = 'true' and tags.method = 'feature-extraction'")
     trials = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{fe.info.run_id}'")
     (label,) = [k for k in links if "feature-extraction" in k and "hyperparameters" in k]
-    b = browser(width=1700, height=1000)
+    b = browser(width=1700, height=1150)
     page = b.open(links[label], "Hyperparameters vs best_val_accuracy", "Parallel Coordinates",
                   *(t.info.run_name for t in trials))
     for t in trials:
         assert t.info.run_name in page
     assert "fine-tune #" not in page  # only this sweep's trials
-    b.click('[data-component-id="mlflow.assistant.chat_panel.close"]')  # MLflow opens it on first visit
+    b.close_assistant()
     b.click('[data-component-id="mlflow.experiment_page.shared_view.dismiss"]')
     time.sleep(3)
     shot = DOCS.parent / ".pytest-ui.png"
