@@ -135,7 +135,7 @@ def demo(
         results = run_demo(data, tracking_uri, reporter)
     for result in results:
         out.print(sweep_table(result))
-    out.print("Open the results in the MLflow UI:  [bold]harness ui[/]  then http://127.0.0.1:5000")
+    out.print("Open the results in the MLflow UI:  [bold]harness ui[/]  and follow the links it prints")
 
 
 @app.command()

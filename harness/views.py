@@ -6,7 +6,8 @@ MLflow 3.17's UI opens an experiment in its GenAI view unless the URL says
 What it offers instead of per-user settings is the saved view: an experiment tag
 `mlflow.sharedViewState.<id>` holding `{name, createdAt, updatedAt, state}`, where `state` is the
 runs page's JSON state (columns, sort, filter, charts); `?viewStateShareKey=<id>` opens it and the
-page's "Views" menu lists it. harness writes such views when `harness ui` starts.
+page's "Views" menu lists it. harness writes such views at the end of each sweep and when
+`harness ui` starts (MLflow's UI caps an experiment at 40 saved views: harness keeps three).
 """
 
 from __future__ import annotations

@@ -298,3 +298,25 @@ def test_register_needs_a_sweep_in_one_process(tiny_data, store_uri):
     result = runner.invoke(app, tiny_sweep_args("fine-tune", tiny_data, store_uri, "--workers", "2",
                                                 "--register", "x"))
     assert result.exit_code == 2 and "--register works with a sweep run in one process" in result.output
+
+
+def test_experiments_carry_their_kind_and_the_views_the_ui_links_open(winners):
+    """What `harness ui` links to: saved views (experiment tags) with the sweep's columns; the
+    browser test (-m browser) renders them."""
+    client, _, _, sweeps, _, _, _ = winners
+    exp = client.get_experiment_by_name("vgg16")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs_view = json.loads(exp.tags["mlflow.sharedViewState.harness-runs"])
+    assert runs_view["name"] and isinstance(runs_view["createdAt"], int)
+    columns = json.loads(runs_view["state"])["selectedColumns"]
+    for metric in ("best_val_accuracy", "test_accuracy", "val_accuracy"):
+        assert f"metrics.`{metric}`" in columns
+    for hp in ("units", "dropout", "learning_rate", "fine_tune_learning_rate"):
+        assert f"params.`{hp}`" in columns
+    fine_tune = json.loads(json.loads(exp.tags["mlflow.sharedViewState.harness-fine-tune"])["state"])
+    parent = sweeps["fine-tune", "vgg16"]
+    trials = client.search_runs([exp.experiment_id], fine_tune["searchFilter"])  # MLflow's own search
+    assert trials and {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    charts = {c["type"]: c for c in fine_tune["compareRunCharts"]}
+    assert charts["PARALLEL"]["selectedParams"] == ["dropout", "fine_tune_learning_rate", "learning_rate", "units"]
+    assert charts["PARALLEL"]["selectedMetrics"] == ["best_val_accuracy"]
