@@ -56,7 +56,11 @@ def served(tmp_path, tiny_data, store_uri):
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", parent.data.tags["best_model_uri"],
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": store_uri}, start_new_session=True,
+        # MLflow starts `uvicorn` by name: the environment's bin folder must be on PATH, as in an
+        # activated virtualenv
+        env={**os.environ, "MLFLOW_TRACKING_URI": store_uri,
+             "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"},
+        start_new_session=True,
         stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240
@@ -70,16 +74,17 @@ def served(tmp_path, tiny_data, store_uri):
                 time.sleep(1)
         yield client, parent, f"http://127.0.0.1:{port}/invocations"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        if not _gone(server.pid):
+            os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
+        deadline = time.monotonic() + 60
+        while not _gone(server.pid) and time.monotonic() < deadline:
+            server.poll()  # reaps the server itself once it exits
+            time.sleep(0.5)
+        stopped = _gone(server.pid)
+        if not stopped:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while not _gone(server.pid) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _gone(server.pid), "a process of the model server outlived it"
+        assert stopped, "the model server (or a process it started) did not stop on SIGTERM"
 
 
 def test_served_winner_answers_with_the_logged_predictions(served, tiny_data):
