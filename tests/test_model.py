@@ -244,7 +244,18 @@ def test_predict_says_what_is_wrong_in_one_line(winners, tmp_path):
     assert empty.exit_code == 2 and "no images under" in empty.output
     unknown = runner.invoke(app, ["predict", photo, "--model", "models:/nope/1", "--tracking-uri", uri])
     assert unknown.exit_code == 2 and "cannot load model models:/nope/1" in unknown.output
-    assert "Traceback" not in both.output + empty.output + unknown.output
+    # a Keras model logged without harness's metadata: no class names to print
+    import keras
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=mlflow.create_experiment("plain")):
+        plain = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(),
+                                  keras.layers.Dense(2, activation="softmax")])
+        info = mlflow.keras.log_model(plain, name="plain", pip_requirements=[])
+    nameless = runner.invoke(app, ["predict", photo, "--model", info.model_uri, "--tracking-uri", uri])
+    assert nameless.exit_code == 2 and "no class_names in its MLflow metadata" in nameless.output
+    assert "Traceback" not in both.output + empty.output + unknown.output + nameless.output
 
 
 def test_tflite_export_runs_on_real_pixels_like_the_keras_model(winners, tmp_path):
