@@ -290,7 +290,7 @@ def test_saved_model_export_serves_the_same_probabilities(winners, tmp_path):
     import tensorflow as tf
 
     _, uri, _, sweeps, _, _, root = winners
-    parent = sweeps["feature-extraction", "vgg16"]
+    parent = sweeps["feature-extraction", "mobilenet_v2"]
     out = tmp_path / "saved"
     result = runner.invoke(app, ["export", parent.info.run_id, "--format", "saved_model", "--out", str(out),
                                  "--tracking-uri", uri])
