@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,21 @@ def _wait_for(url: str, seconds: float) -> None:
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"{url} did not answer within {seconds}s")
+
+
+def _stop_group(proc: subprocess.Popen, seconds: float = 60) -> None:
+    """SIGTERM a process started with start_new_session=True and wait until its whole group is gone."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        proc.poll()
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"{proc.args[0]} left processes behind after SIGTERM")
 
 
 class Browser:
@@ -125,8 +141,7 @@ class Browser:
         self.loop.run_until_complete(self.ws.close())
         self.loop.run_until_complete(self.session.close())
         self.loop.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        _stop_group(self.proc)
 
 
 @pytest.fixture
@@ -168,8 +183,7 @@ def ui(tmp_path_factory, tiny_data):
         links = {label: url.strip() for label, url in zip(printed, printed[1:]) if url.startswith("  http")}
         yield port, uri, links
     finally:
-        os.killpg(server.pid, 15)  # the server and the workers it started
-        server.wait(timeout=30)
+        _stop_group(server)  # `harness ui`, the MLflow server and the workers it started
 
 
 def test_printed_link_opens_the_model_training_view_with_the_sweep_columns(ui, browser):
