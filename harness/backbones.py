@@ -9,36 +9,36 @@ from pathlib import Path
 from typing import Callable
 
 import keras
-from keras import ops
 
 from harness.errors import HarnessError
 
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications.imagenet_utils, "caffe" mode
+MODES = ("caffe", "tf", "rescale")
 
 
-@keras.saving.register_keras_serializable(package="harness")
-class Preprocess(keras.layers.Layer):
-    """Maps raw 0..255 RGB pixels to what a backbone expects; part of every saved network."""
+def preprocess(pixels, mode: str):
+    """Raw 0..255 RGB pixels -> what a backbone expects, in standard Keras layers only, so a saved
+    network loads wherever Keras does. Always float32 (exact even when the backbone runs in bfloat16).
 
-    MODES = ("caffe", "tf", "rescale")
-
-    def __init__(self, mode: str, **kwargs):
-        super().__init__(**kwargs)
-        if mode not in self.MODES:
-            raise ValueError(f"unknown preprocessing mode {mode!r}")
-        self.mode = mode
-
-    def call(self, x):
-        x = ops.cast(x, "float32")
-        if self.mode == "tf":
-            return x / 127.5 - 1.0
-        if self.mode == "rescale":
-            return x / 255.0
-        # VGG16 was trained on BGR images with the ImageNet mean subtracted.
-        return ops.flip(x, axis=-1) - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype="float32")
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+    tf (MobileNetV2): x / 127.5 - 1, as Normalization(mean 0, variance 127.5**2) (a true division:
+    Rescaling(1/127.5) would multiply by a rounded reciprocal, 1 ulp off on most pixels), then
+    Rescaling(1, offset=-1); rescale (the tutorial's ImageDataGenerator): x * (1/255); caffe (VGG16): RGB -> BGR and minus the ImageNet BGR mean as a frozen Dense(3) on the channel
+    axis: its kernel is the channel permutation (every output is one input times 1 plus two zeros,
+    which is exact) and its bias minus the mean.
+    """
+    if mode == "tf":
+        x = keras.layers.Normalization(mean=0.0, variance=127.5 ** 2, dtype="float32", name="preprocess_tf_divide")(pixels)
+        return keras.layers.Rescaling(1.0, offset=-1.0, dtype="float32", name="preprocess_tf_shift")(x)
+    if mode == "rescale":
+        return keras.layers.Rescaling(1 / 255, dtype="float32", name="preprocess_rescale")(pixels)
+    if mode != "caffe":
+        raise ValueError(f"unknown preprocessing mode {mode!r}")
+    rgb_to_bgr = [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]  # kernel[in, out]: out 0 (B) = in 2
+    layer = keras.layers.Dense(
+        3, kernel_initializer=keras.initializers.Constant(rgb_to_bgr),
+        bias_initializer=keras.initializers.Constant([-m for m in _CAFFE_MEAN_BGR]),
+        trainable=False, dtype="float32", name="preprocess_caffe")
+    return layer(pixels)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ def _sweep_command(method: str):
         parent_run: Optional[str] = typer.Option(None, "--parent-run", help="Worker: the chief's parent run id."),
         connect_timeout: float = typer.Option(600.0, "--connect-timeout",
                                               help="Worker: seconds to wait for the chief."),
+        register: Optional[str] = typer.Option(None, "--register", help="Register the winner as a new "
+                                               "version of this MLflow registered model."),
     ):
         from harness import config as config_mod
         from harness.launch import Launch, launch, launch_warnings
@@ -85,7 +87,7 @@ def _sweep_command(method: str):
 
         overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
                          max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
-        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout)
+        how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, register)
         cfg = config_mod.load(config, method, overrides)
         for warning in launch_warnings(how):
             err.print(escape(warning).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
@@ -190,7 +192,7 @@ def demo(
         results = run_demo(data, tracking_uri, reporter)
     for result in results:
         out.print(sweep_table(result))
-    out.print("Open the results in the MLflow UI:  [bold]harness ui[/]  then http://127.0.0.1:5000")
+    out.print("Open the results in the MLflow UI:  [bold]harness ui[/]  and follow the links it prints")
 
 
 @app.command()
@@ -199,13 +201,15 @@ def ui(
     port: int = typer.Option(5000, help="Port on 127.0.0.1."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
 ):
-    """Start the MLflow UI for the project's store, bound to 127.0.0.1."""
+    """Start the MLflow UI for the project's store, bound to 127.0.0.1; print links into its views."""
     from harness.servers import serve, ui_plan
 
     try:
         plan = ui_plan(tracking_uri, port)
     except KeyboardInterrupt:  # stopped while starting: nothing ran, nothing to say
         raise typer.Exit(130) from None
+    for link in plan.links:  # plain echo: rich would wrap the long URLs
+        typer.echo(f"{link.label}\n  {link.url}")
     if plan.remote:
         out.print(f"{plan.what} serves its own UI: open {plan.url}", soft_wrap=True)
         return
@@ -261,17 +265,41 @@ def compare(
 @app.command()
 @handled
 def predict(
-    photos: list[str] = typer.Argument(..., help="Photo files."),
+    photos: list[str] = typer.Argument(..., help="Photo files, or folders (every image under them)."),
     run: Optional[str] = typer.Option(None, "--run", help="A sweep's or trial's run id (default: latest sweep)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Any MLflow model URI: models:/NAME/1, "
+                                        "models:/NAME@alias, models:/NAME/latest, runs:/..."),
+    out_csv: Optional[Path] = typer.Option(None, "--out", help="Also write every class's probability to this CSV."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
 ):
     """Print each photo's most probable class and its probability with a sweep's best model."""
     from harness.predict import predict as run_predict
 
-    uri, predictions = run_predict(photos, run, tracking_uri)
-    err.print(f"model {uri}")
-    for p in predictions:
+    result = run_predict(photos, run, tracking_uri, model, out_csv)
+    err.print(f"model {result.uri}", highlight=False)
+    for p in result.rows:
         typer.echo(f"{p.path}\t{p.label}\t{p.probability:.3f}")  # tab-separated, for scripts too
+    if out_csv is not None:
+        err.print(f"wrote {len(result.rows)} rows to {out_csv}", highlight=False)
+
+
+@app.command()
+@handled
+def export(
+    source: str = typer.Argument(..., help="A sweep's or trial's run id, or any MLflow model URI."),
+    fmt: str = typer.Option(..., "--format", help="saved_model | tflite"),
+    out_path: Path = typer.Option(..., "--out", help="Where to write it (a folder for saved_model)."),
+    log: bool = typer.Option(False, "--log", help="Also log it as an artifact of the model's run."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+):
+    """Export a winner as a TensorFlow SavedModel or a float32 TFLite flat buffer."""
+    from harness.export import export as run_export
+
+    done = run_export(source, fmt, out_path, log, tracking_uri)
+    out.print(f"wrote {done.format} of {done.model_uri} to {done.path} ({done.size_bytes / 1e6:.1f} MB)",
+              highlight=False)
+    if done.logged_to:
+        out.print(f"logged as {done.logged_to}", highlight=False)
 
 
 @cache_app.command("ls")

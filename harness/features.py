@@ -16,8 +16,14 @@ import numpy as np
 from harness.data import DataSet
 from harness.errors import HarnessError
 
-FORMAT_VERSION = 2  # 2: meta.json records every file's size; entries are checked before use
+# 2: meta.json records every file's size; entries are checked before use.
+# 3: preprocessing in standard Keras layers; the test split stored in float32 from a float32 pass.
+FORMAT_VERSION = 3
 LAYERS = ("cut", "top")  # cut: input of the top block (fine-tune); top: backbone output (both)
+# Trials score these splits on float32 features from a float32 backbone pass, so their logged
+# predictions are exactly what the logged float32 network computes on the images. Train and
+# validation stay float16 on disk (half the memory) from the pass precision (bfloat16 where faster).
+EXACT_SPLITS = ("test",)
 
 
 def cache_root() -> Path:
@@ -46,7 +52,7 @@ class FeatureKey:
 
 @dataclass(frozen=True)
 class Features:
-    """Cached arrays per split: arrays[layer][split], memory-mapped float16."""
+    """Cached arrays per split: arrays[layer][split], memory-mapped float16 (EXACT_SPLITS float32)."""
 
     arrays: dict[str, dict[str, np.ndarray]]
     labels: dict[str, np.ndarray]
@@ -78,20 +84,20 @@ def _open(path: Path, hit: bool, seconds: float) -> Features:
     return Features(arrays, labels, meta["files"], path, hit, seconds)
 
 
-def _allocated(path: Path, shape: tuple[int, ...]) -> np.memmap:
-    """A float16 .npy memory map whose disk blocks are reserved now: a full disk is an OSError
+def _allocated(path: Path, dtype: str, shape: tuple[int, ...]) -> np.memmap:
+    """A .npy memory map whose disk blocks are reserved now: a full disk is an OSError
     here, not a SIGBUS on some later write into a sparse file."""
-    array = np.lib.format.open_memmap(path, "w+", "float16", shape)
+    array = np.lib.format.open_memmap(path, "w+", dtype, shape)
     with open(path, "r+b") as f:
         os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
     return array
 
 
-def _extract_split(extractor, images, out_dir: Path, split: str, count: int) -> None:
+def _extract_split(extractor, images, out_dir: Path, split: str, count: int, dtype: str) -> None:
     """Stream batches through the backbone into memory-mapped files: memory stays flat."""
     cut_shape, top_shape = (tuple(t.shape[1:]) for t in extractor.outputs)
-    cut = _allocated(out_dir / f"{split}.cut.npy", (count, *cut_shape))
-    top = _allocated(out_dir / f"{split}.top.npy", (count, *top_shape))
+    cut = _allocated(out_dir / f"{split}.cut.npy", dtype, (count, *cut_shape))
+    top = _allocated(out_dir / f"{split}.top.npy", dtype, (count, *top_shape))
     labels, row = [], 0
     for x, y in images:
         c, t = extractor.predict_on_batch(x)
@@ -106,14 +112,15 @@ def _extract_split(extractor, images, out_dir: Path, split: str, count: int) -> 
 
 
 def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=None,
-            counts: dict[str, int] | None = None) -> Features:
+            counts: dict[str, int] | None = None, exact_extractor=None) -> Features:
     """Load features for `key`, computing and storing them on a miss.
 
-    `extractor` maps raw images to [cut features, top features]; `make_images(split)`
-    gives that split's (images, labels) batches in file order, `counts[split]` rows of them
-    (default: one per file; K per file for augmented views). Writers build in a private
-    folder, flush every file to disk, and only then rename it into place: concurrent sweeps
-    never see half an entry, and a crash or a full disk mid-write leaves none a run would use.
+    `extractor` maps raw images to [cut features, top features]; `exact_extractor` does the
+    same in float32 for EXACT_SPLITS (default: `extractor`); `make_images(split)` gives that
+    split's (images, labels) batches in file order, `counts[split]` rows of them (default: one
+    per file; K per file for augmented views). Writers build in a private folder, flush every
+    file to disk, and only then rename it into place: concurrent sweeps never see half an
+    entry, and a crash or a full disk mid-write leaves none a run would use.
     """
     final = cache_root() / key.digest()
     if _complete(final):
@@ -128,7 +135,9 @@ def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=Non
             count = (counts or {}).get(split, len(part.files))
             if progress:
                 progress(split, count)
-            _extract_split(extractor, make_images(split), tmp, split, count)
+            exact = split in EXACT_SPLITS
+            _extract_split((exact_extractor or extractor) if exact else extractor, make_images(split), tmp, split,
+                           count, "float32" if exact else "float16")
         seconds = time.perf_counter() - start
         _seal(tmp, key, data, seconds)
     except OSError as exc:

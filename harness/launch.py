@@ -20,10 +20,16 @@ class Launch:
     oracle: str | None = None
     parent_run: str | None = None
     connect_timeout: float = 600.0
+    register: str | None = None  # registered model name for the winner
 
     def __post_init__(self):
         if self.resume and self.fresh:
             raise HarnessError("--resume and --fresh exclude each other")
+        if self.register is not None and not self.register.strip():
+            raise HarnessError("--register needs a model name")
+        if self.register and not self.local:
+            raise HarnessError("--register works with a sweep run in one process (a distributed sweep logs no "
+                               "model); register its best trial's model_uri with MLflow instead")
 
     @property
     def local(self) -> bool:
@@ -70,7 +76,7 @@ def launch(cfg: SweepConfig, tracking_uri: str | None, how: Launch, reporter):
     if how.local:
         from harness.sweep import run_sweep
 
-        return run_sweep(cfg, tracking_uri, reporter, how.mode)
+        return run_sweep(cfg, tracking_uri, reporter, how.mode, register=how.register)
     from harness.distributed import chief_address, run_chief
 
     return run_chief(cfg, tracking_uri, chief_address(how.role, how.oracle, how.workers), how.workers,

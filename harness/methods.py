@@ -112,6 +112,7 @@ class FeatureExtraction(kt.HyperModel):
 
     method = "feature-extraction"
     input_layer = "top"  # the cached layer the trained model reads (ignored when trials run on images)
+    trained_part = "head"  # the sub-model trials train; the logged winner puts the float32 backbone before it
 
     def __init__(self, space: SearchSpace, top_shape, epochs: int, n_classes: int, frozen=None,
                  augment: Augmentation | None = None, poolings: tuple[str, ...] = ("flatten",)):
@@ -145,6 +146,7 @@ class FineTune(kt.HyperModel):
 
     method = "fine-tune"
     input_layer = "cut"
+    trained_part = "top_and_head"
 
     def __init__(self, space: SearchSpace, top_block, epochs: int, n_classes: int, frozen=None,
                  augment: Augmentation | None = None, poolings: tuple[str, ...] = ("flatten",)):
@@ -185,6 +187,11 @@ class FineTune(kt.HyperModel):
         h2 = model.fit(**data.train_args(self.input_layer, callbacks), epochs=2 * epochs, initial_epoch=epochs,
                        verbose=0)
         return [h1, h2]
+
+
+def trained_part(model: keras.Model, name: str) -> keras.Model:
+    """The named trained sub-model: `model` itself on cached features, inside it on images."""
+    return model if model.name == name else _find(model, name)
 
 
 def _find(model: keras.Model, name: str) -> keras.Model:

@@ -59,12 +59,13 @@ def scores_of_classes(y: np.ndarray, pred: np.ndarray, class_names: tuple[str, .
 
 
 def predictions_csv(files: list[str], labels: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...]) -> str:
-    """One row per image: path, true class, predicted class, correct (0/1), then p(<class>) for every class."""
+    """One row per image: path, true class, predicted class, correct (0/1), then p(<class>) for every class
+    (9 decimals: the logged model's own output can be checked against them to 1e-8)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["path", "true_class", "predicted_class", "correct", *(f"p({c})" for c in class_names)])
     for path, y, p, row in zip(files, np.asarray(labels).astype(int), predicted(probs), probs):
-        writer.writerow([path, class_names[y], class_names[p], int(p == y), *(f"{v:.6f}" for v in row)])
+        writer.writerow([path, class_names[y], class_names[p], int(p == y), *(f"{v:.9f}" for v in row)])
     return out.getvalue()
 
 

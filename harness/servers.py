@@ -221,6 +221,7 @@ class ServerPlan:
     check: Callable[[str], None] | None = None  # run once it answers (e.g. the admin can log in)
     notes: list[str] = field(default_factory=list)  # lines for the user (warnings, where the password is)
     remote: bool = False  # nothing to start: the store is a tracking server, with its own UI
+    links: list = field(default_factory=list)  # harness.saved_views.Link: the sweeps' views in the UI
 
 
 def serve(plan: ServerPlan, on_ready: Callable[[], None] | None = None) -> None:
@@ -261,15 +262,21 @@ def ui_plan(tracking_uri: str | None, port: int) -> ServerPlan:
     tracking server serves its own UI: then the plan is only its address (remote)."""
     from harness.tracking import Tracker, resolve_store
 
+    from harness.saved_views import prepare_views
+
     store = resolve_store(tracking_uri)
     if store.uri.startswith(("http://", "https://")):
-        Tracker(store)  # reachable, and the credentials work: one line if not
-        return ServerPlan([], {}, store.uri.rstrip("/"), f"the tracking server {store.shown}", remote=True)
+        tracker = Tracker(store)  # reachable, and the credentials work: one line if not
+        url = store.uri.rstrip("/")
+        return ServerPlan([], {}, url, f"the tracking server {store.shown}", remote=True,
+                          links=prepare_views(tracker, url))
     check_port("127.0.0.1", port)
-    Tracker(store)  # a store file that is no MLflow database: one line now, not the server's traceback
+    tracker = Tracker(store)  # a store file that is no MLflow database: one line now, not the server's traceback
     cmd = server_command(store.uri, "127.0.0.1", port, default_artifact_root=store.artifact_root, workers=1,
                          names=list(LOCALHOST))
-    return ServerPlan(cmd, server_env(), f"http://127.0.0.1:{port}", f"the MLflow UI for {store.shown}")
+    url = f"http://127.0.0.1:{port}"
+    return ServerPlan(cmd, server_env(), url, f"the MLflow UI for {store.shown}",
+                      links=prepare_views(tracker, url))
 
 
 def tracking_server_plan(backend_store_uri: str | None, host: str, port: int, artifacts_destination: str | None,

@@ -29,6 +29,10 @@ def sweep_table(result: SweepResult) -> Table:
                       _fmt(r.val_accuracy), _fmt(r.test_accuracy))
     table.caption = ("★ best by validation accuracy (test accuracy is reported, never used to choose); "
                      f"parent run {result.parent_run_id}")
+    if result.model_uri:
+        table.caption += f"\nwinner {result.model_uri}"
+    if result.registered_model:
+        table.caption += f", registered as {result.registered_model}"
     return table
 
 

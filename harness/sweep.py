@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import backbones, winner
+from harness import backbones, saved_views, winner
 from harness.checks import check_dataset, warnings
 from harness.config import SweepConfig
 from harness.data import DataSet, scan
@@ -40,6 +40,8 @@ class SweepResult:
     cache_hit: bool
     extraction_seconds: float
     tags: dict[str, str] = field(default_factory=dict)
+    model_uri: str | None = None  # the winner's logged model
+    registered_model: str | None = None  # models:/NAME/VERSION with --register
 
 
 def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
@@ -94,10 +96,11 @@ def tuner_dir(store: Store) -> Path:
 
 
 def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
-              resume: str = "auto", use_cache: bool = True) -> SweepResult:
+              resume: str = "auto", use_cache: bool = True, register: str | None = None) -> SweepResult:
     """Run one sweep, or continue the interrupted one with the same configuration
     (resume: auto | resume | fresh); the parent ends FINISHED, FAILED or KILLED, never RUNNING.
-    `use_cache=False` is the naive baseline: the backbone runs inside every trial (bench/)."""
+    `use_cache=False` is the naive baseline: the backbone runs inside every trial (bench/).
+    `register`: the winner becomes a new version of that registered model."""
     reporter = reporter or NullReporter()
     start = time.perf_counter()
     dataset = scan(cfg.data)  # bad folders and images fail here, before any compute or logging
@@ -115,11 +118,13 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
     try:
         with signals_interrupt():
             parent = _open_parent(tracker, claimed, experiment_id, cfg, tags, prepared)
-            tuner, best, seconds = _search(tracker, store, parent, experiment_id, cfg, prepared, reporter, start)
+            tuner, best, seconds, model = _search(tracker, store, parent, experiment_id, cfg, prepared, reporter,
+                                                  start, tags, register)
     finally:
         claimed.release()
+    saved_views.write_views(tracker, experiment_id)  # the UI's saved views now include this sweep
     return SweepResult(cfg.method, cfg.experiment_name, parent, store.uri, list(tuner.records.values()),
-                       best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags)
+                       best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags, *model)
 
 
 def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig, tags, prepared) -> str:
@@ -148,8 +153,9 @@ def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig
 
 
 def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg: SweepConfig,
-            prepared: Prepared, reporter, start: float):
-    """keras-tuner's search under `parent`; on any exit but success, its runs end KILLED or FAILED."""
+            prepared: Prepared, reporter, start: float, tags: dict[str, str], register: str | None):
+    """keras-tuner's search under `parent`, then the winner logged (and registered); on any exit
+    but success, its runs end KILLED or FAILED. Returns (tuner, best, seconds, (model URI, registered))."""
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner" line
             tuner = TrackedTuner(
@@ -161,11 +167,12 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
         reporter.sweep_started(cfg, tracker.run_name(parent))
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
+        uri = None
         if best is not None:
             log_confusion_matrix(tracker, best.run_id, f"{best.name} · test split")
             size = best.hyperparameters.get("image_size", cfg.image_sizes[0])  # the trial's size when searched
-            frozen = prepared.frozen[size] if prepared.frozen else None
-            winner.log_winner(tracker, parent, best, tuner, frozen, size)
+            uri = winner.log_winner(tracker, parent, best, tuner, prepared.frozen[size], cfg, size,
+                                    prepared.data.class_names)
         seconds = time.perf_counter() - start
         tracker.log_metrics(parent, {"sweep_seconds": seconds, "trials_finished": sum(
             r.status == "FINISHED" for r in tuner.records.values())})
@@ -173,7 +180,9 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
     except BaseException:
         _end_sweep(tracker, experiment_id, parent)
         raise
-    return tuner, best, seconds
+    # after the sweep has ended FINISHED: a registry problem does not undo a finished sweep
+    registered = winner.register(tracker, register, uri, parent, best, tags) if register and uri else None
+    return tuner, best, seconds, (uri, registered)
 
 
 def _end_sweep(tracker: Tracker, experiment_id: str, parent: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import time
@@ -13,8 +15,8 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from harness.errors import HarnessError, StoreError
-from harness.store_errors import (Guarded, Patience, check_experiment_name, check_sqlite, classify, first_line,
-                                  probe_database, probe_server, server_wait, shown)
+from harness.store_errors import (Guarded, Patience, check_experiment_name, check_registered_model_name, check_sqlite,
+                                  classify, first_line, probe_database, probe_server, server_wait, shown)
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
@@ -23,6 +25,8 @@ REQUEST_TAG = "harness.request_id"  # makes creating a run over HTTP safe to ret
 # retries per request would only hide it.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+# MLflow 3's own tag for what an experiment is for; the UI's experiment-kind selector reads it.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,8 @@ class Tracker:
         if found is not None:
             return found
         try:
-            return self.client.create_experiment(name, artifact_location=self.store.artifact_root)
+            return self.client.create_experiment(name, artifact_location=self.store.artifact_root,
+                                                 tags=EXPERIMENT_KIND)
         except StoreError:  # created meanwhile by a concurrent sweep
             found = self.client.get_experiment_by_name(name)
             if found is None:
@@ -234,6 +239,10 @@ class Tracker:
             self.end_run(run_id, status)
         return stale
 
+    def set_experiment_tags(self, experiment_id: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_experiment_tag(experiment_id, key, value)
+
     # -- distributed sweeps: workers find the chief's parent run and read it back ----------
     def find_distributed_sweeps(self, experiment: str, oracle_port: int) -> list[str]:
         """RUNNING parent runs of distributed sweeps whose chief serves on `oracle_port`."""
@@ -295,8 +304,9 @@ class Tracker:
                 raise HarnessError(f"run {run_id} has no artifact {path} in {self.store.shown}") from None
             return Path(local).read_text()
 
-    def log_keras_model(self, run_id: str, model, example, prediction) -> str:
-        """Log a Keras 3 model (MLflow's keras flavor) with a signature on `run_id`; returns its URI."""
+    def log_keras_model(self, run_id: str, model, example, prediction, metadata: dict | None = None) -> str:
+        """Log a Keras 3 model (MLflow's keras flavor) with a signature and `metadata` (kept in its
+        MLmodel file) on `run_id`; returns its URI."""
         import mlflow
         from mlflow.models import Model, infer_signature
 
@@ -306,25 +316,61 @@ class Tracker:
             mlflow.set_tracking_uri(self.store.uri)
             mlflow.set_experiment(experiment_id=self.raw.get_run(run_id).info.experiment_id)
             return Model.log(artifact_path=None, name="model", flavor=mlflow.keras, model=model, run_id=run_id,
-                             signature=infer_signature(example, prediction),
+                             signature=infer_signature(example, prediction), metadata=metadata,
                              # explicit requirements: MLflow would otherwise load the model in a
                              # subprocess to infer them, which costs as much as a short trial
                              pip_requirements=mlflow.keras.get_default_pip_requirements())
 
         return self.patience.call(log).model_uri
 
+    def register_model(self, uri: str, name: str, tags: dict[str, str]) -> str:
+        """A new version of registered model `name` (created if new) from a logged model; returns
+        the version number."""
+        import mlflow
 
-def load_keras_model(uri: str, store: Store):
-    """A model logged with log_keras_model, as a Keras model."""
+        check_registered_model_name(name)
+
+        def register() -> str:
+            mlflow.set_tracking_uri(self.store.uri)
+            mlflow.set_registry_uri(self.store.uri)
+            with contextlib.redirect_stderr(io.StringIO()):  # its own "Successfully registered" lines
+                return str(mlflow.register_model(uri, name, tags=tags).version)
+
+        return self.patience.call(register)
+
+    def log_path(self, run_id: str, path: Path, folder: str) -> None:
+        """A file or a whole folder as artifacts of `run_id` under `folder`."""
+        if Path(path).is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path=f"{folder}/{Path(path).name}")
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path=folder)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A logged Keras model with what its MLmodel file says about it."""
+
+    uri: str
+    model: Any  # keras.Model
+    metadata: dict[str, Any]
+    run_id: str | None  # the run that logged it
+
+
+def load_keras_model(uri: str, store: Store) -> LoadedModel:
+    """Any MLflow model URI (models:/NAME/1, models:/NAME@alias, models:/m-..., runs:/...) of a
+    Keras model, with its metadata."""
     import mlflow
 
     mlflow.set_tracking_uri(store.uri)
+    mlflow.set_registry_uri(store.uri)
     try:
-        with warnings.catch_warnings():  # the trained head's optimizer state is not needed to predict
+        info = mlflow.models.get_model_info(uri)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return mlflow.keras.load_model(uri)
+            model = mlflow.keras.load_model(uri)
     except Exception as exc:
         error = classify(exc, store.uri)
         if error.kind in ("unavailable", "unauthenticated", "forbidden", "host"):
             raise error from None
         raise HarnessError(f"cannot load model {uri}: {first_line(exc)}") from None
+    return LoadedModel(uri, model, dict(info.metadata or {}), info.run_id)

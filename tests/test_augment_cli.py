@@ -70,9 +70,10 @@ def test_augmented_sweep_searches_image_size_and_pooling(tiny_data, store_uri, c
     model = mlflow.keras.load_model(parent.data.tags["best_model_uri"])
     assert tuple(model.input_shape) == (None, size, size, 3)  # the winner is built at the chosen size
     test = scan(tiny_data).splits["test"]
-    probs = model.predict(image_dataset(tiny_data, test, size, 8, ("cats", "dogs")), verbose=0).reshape(-1)
+    probs = model.predict(image_dataset(tiny_data, test, size, 8, ("cats", "dogs")), verbose=0)
+    assert probs.shape == (len(test.files), 2)  # one probability per class, named in the model's metadata
     rows = _predictions(client, best.info.run_id)
-    assert np.allclose(probs, [float(r["p(dogs)"]) for r in rows], atol=1e-3)
+    assert np.allclose(probs[:, 1], [float(r["p(dogs)"]) for r in rows], atol=1e-3)
 
 
 def test_bad_augmentation_settings_are_one_line_before_anything_runs(tiny_data, store_uri, tmp_path):

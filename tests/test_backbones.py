@@ -9,13 +9,26 @@ from harness.errors import HarnessError
 
 
 @pytest.mark.parametrize("mode, reference", [
-    ("caffe", keras.applications.vgg16.preprocess_input),
-    ("tf", keras.applications.mobilenet_v2.preprocess_input),
+    ("caffe", keras.applications.vgg16.preprocess_input),  # RGB -> BGR, minus the ImageNet mean
+    ("tf", keras.applications.mobilenet_v2.preprocess_input),  # x / 127.5 - 1
+    ("rescale", lambda x: x * np.float32(1 / 255)),  # the tutorial's ImageDataGenerator(rescale=1./255)
 ])
-def test_preprocess_layer_matches_keras_applications(mode, reference):
-    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
-    ours = keras.ops.convert_to_numpy(backbones.Preprocess(mode)(x))
-    np.testing.assert_allclose(ours, reference(x.copy()), atol=1e-4)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_preprocessing_layers_give_exactly_the_numbers_of_keras_applications(mode, reference, precision):
+    """Bit for bit, on random (fractional, as after resizing) and whole pixels, in a model built
+    under either pass precision; and only standard Keras layers."""
+    from harness.hardware import dtype_policy
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 255, (16, 8, 8, 3)), rng.integers(0, 256, (16, 8, 8, 3))]).astype("float32")
+    with dtype_policy(precision):
+        images = keras.Input((8, 8, 3))
+        model = keras.Model(images, backbones.preprocess(images, mode))
+    ours = model.predict(x, verbose=0)
+    expected = reference(x.copy())
+    assert ours.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(ours, expected)
+    assert all(type(layer).__module__.startswith("keras.") for layer in model.layers)
 
 
 @pytest.mark.parametrize("name, size", [("vgg16", 48), ("mobilenet_v2", 64)])

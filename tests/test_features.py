@@ -32,15 +32,20 @@ def test_extract_once_then_hit(tiny_data):
     assert not first.hit and calls == ["train", "validation", "test"]
     assert first.shape == {"cut": (2, 2, 512), "top": (1, 1, 512)}
     assert isinstance(first.arrays["top"]["train"], np.memmap)
+    # the test split in float32, exactly what the network computes on the images
+    assert first.arrays["top"]["train"].dtype == np.float16 and first.arrays["top"]["test"].dtype == np.float32
+    test_images = np.concatenate([x for x, _ in images("test")])
+    np.testing.assert_allclose(extractor.predict(test_images, verbose=0)[1], first.arrays["top"]["test"],
+                               rtol=1e-5, atol=1e-6)
     assert first.labels["test"].tolist() == data.splits["test"].labels.tolist()
 
     second = features.extract(_key(data), data, extractor, images)
-    assert second.hit and calls == ["train", "validation", "test"]
+    assert second.hit and calls == ["train", "validation", "test", "test"]
     np.testing.assert_array_equal(first.arrays["top"]["test"], second.arrays["top"]["test"])
 
     # the cached top features are the top block applied to the cached cut features
     recomputed = top.predict(np.asarray(first.arrays["cut"]["test"], "float32"), verbose=0)
-    np.testing.assert_allclose(recomputed, np.asarray(first.arrays["top"]["test"], "float32"), rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(recomputed, first.arrays["top"]["test"], rtol=1e-5, atol=1e-5)
 
 
 def test_key_changes_with_what_changes_the_features(tiny_data):

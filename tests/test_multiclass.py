@@ -90,8 +90,6 @@ def test_three_classes_get_a_softmax_head_and_per_class_scores(three, method):
 def test_the_winner_outputs_one_probability_per_class(three, method):
     import mlflow
 
-    import harness.backbones  # noqa: F401  registers the Preprocess layer for loading
-
     client, uri, data, _ = three
     parents, _ = runs_of(client, "shapes")
     (parent,) = [p for p in parents if p.data.tags.get("method") == method and p.data.tags.get("sweep")]

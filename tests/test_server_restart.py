@@ -55,7 +55,10 @@ def _assert_whole(client):
             assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == list(range(EPOCHS))
         assert "test_accuracy" in child.data.metrics
         paths = {a.path for folder in ("plots", "predictions") for a in client.list_artifacts(child.info.run_id, folder)}
-        assert paths == {"plots/curves.png", "predictions/test_predictions.csv"}
+        best = child.info.run_id == parents[0].data.tags["best_run_id"]
+        # the best trial alone also carries the test confusion matrix
+        assert paths == {"plots/curves.png", "predictions/test_predictions.csv"} | (
+            {"plots/confusion_matrix.png"} if best else set())
     assert parents[0].data.tags["best_run_id"] in {c.info.run_id for c in finished}
     return parents[0], children
 

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -144,8 +145,6 @@ def test_two_classes_keep_the_tutorials_single_sigmoid_unit(swept, method):
     import keras
     import mlflow
 
-    import harness.backbones  # noqa: F401  registers the Preprocess layer for loading
-
     client, _, _ = swept
     (parent,), kids = _method_runs(client, method)
     assert parent.data.tags["classes"] == '["cats", "dogs"]'
@@ -157,4 +156,7 @@ def test_two_classes_keep_the_tutorials_single_sigmoid_unit(swept, method):
     dense = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dense)]
     outputs = [d for d in dense if d.activation.__name__ in ("sigmoid", "softmax")]
     assert [(d.units, d.activation.__name__) for d in outputs] == [(1, "sigmoid")]
-    assert model.output_shape == (None, 1)
+    # the logged network turns that unit's p into one column per class, [1 - p, p]
+    assert model.output_shape == (None, 2)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1.0, atol=1e-6)
