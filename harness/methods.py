@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,9 +10,13 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from harness import metrics
 from harness.backbones import fresh_copy
 from harness.config import Range, SearchSpace
 from harness.optimizers import FusedAdam, FusedRMSprop
+
+
+PREDICT_ROWS = 1024  # rows per forward call when scoring cached features: bounds activation memory
 
 
 @dataclass
@@ -48,19 +53,45 @@ class TrialData:
             return self.images[split]
         import tensorflow as tf
 
-        if (layer, split) not in self._tensors:
-            self._tensors[layer, split] = (tf.constant(self.arrays[layer][split], dtype="float32"),
-                                           tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
-        x, y = self._tensors[layer, split]
+        x, y = self._tensor(layer, split)
         rows = tf.data.Dataset.range(len(self.labels[split]))
         if split == "train":
             rows = rows.shuffle(len(self.labels[split]), reshuffle_each_iteration=True)
         return rows.batch(self.batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
 
+    def _tensor(self, layer: str, split: str):
+        import tensorflow as tf
+
+        if (layer, split) not in self._tensors:
+            self._tensors[layer, split] = (tf.constant(self.arrays[layer][split], dtype="float32"),
+                                           tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
+        return self._tensors[layer, split]
+
+    @property
+    def train_steps(self) -> int:
+        return math.ceil(len(self.labels["train"]) / self.batch_size)
+
     def train_args(self, layer: str) -> dict[str, Any]:
-        """fit() arguments for one phase; the datasets shuffle themselves."""
-        return {"x": self.dataset(layer, "train"), "validation_data": self.dataset(layer, "validation"),
-                "shuffle": False}
+        """fit() arguments for one phase: the train split, reshuffled every epoch, as one endless
+        dataset cut into epochs by steps_per_epoch, so a fit sets up its input pipeline once, not
+        once per epoch. Validation is a callback's (harness.callbacks.Validation)."""
+        return {"x": self.dataset(layer, "train").repeat(), "steps_per_epoch": self.train_steps, "shuffle": False}
+
+    def predict(self, model, layer: str, split: str) -> np.ndarray:
+        """`model`'s outputs on one split, in file order: cached features straight from the tensor
+        in memory (no input pipeline), in as few calls as memory allows; images batch by batch."""
+        if self.uses_images:
+            batches = (x for x, _ in self.images[split])
+        else:
+            x, n = self._tensor(layer, split)[0], len(self.labels[split])
+            batches = [x] if n <= PREDICT_ROWS else (x[i:i + PREDICT_ROWS] for i in range(0, n, PREDICT_ROWS))
+        return np.concatenate([model.predict_on_batch(b) for b in batches])
+
+    def loss_and_accuracy(self, split: str, outputs: np.ndarray) -> tuple[float, float]:
+        """The training loss and the accuracy of `outputs` on one split, as Keras' fit() reports them."""
+        labels = self.labels[split]
+        correct = metrics.predicted(class_probabilities(outputs)) == np.asarray(labels).astype(int)
+        return mean_loss(self.n_classes, labels, outputs), float(np.mean(correct))
 
 
 def _float(hp, name: str, r: Range, step: float | None = None):
@@ -136,14 +167,20 @@ def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augmen
 STEPS_PER_EXECUTION = 32
 
 
-def _compile(model: keras.Model, optimizer, n_classes: int) -> None:
+def steps_per_execution(steps_per_epoch: int) -> int:
+    """The most batches per call into TensorFlow, up to 32, that divide an epoch exactly: Keras
+    runs whole executions, so only then does one endless dataset split into exact epochs."""
+    return next(n for n in range(min(STEPS_PER_EXECUTION, steps_per_epoch), 0, -1) if steps_per_epoch % n == 0)
+
+
+def _compile(model: keras.Model, optimizer, n_classes: int, data: TrialData) -> None:
     """Adam/RMSprop as Keras defines them, updated by one fused kernel (see harness.optimizers).
 
     steps_per_execution runs up to 32 batches per call into TensorFlow: a cached-feature step
     takes milliseconds, so Python's per-step dispatch was a tenth of the epoch.
     """
     model.compile(optimizer=optimizer, loss=loss_for(n_classes), metrics=["accuracy"],
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=steps_per_execution(data.train_steps))
 
 
 class FeatureExtraction(kt.HyperModel):
@@ -162,16 +199,18 @@ class FeatureExtraction(kt.HyperModel):
         declare_head(hp, self.space)
 
     def build(self, hp):
-        units, dropout, lr = declare_head(hp, self.space)
+        units, dropout, _ = declare_head(hp, self.space)
         model = make_head(self.top_shape, units, dropout, self.n_classes)
         if self.frozen is not None:
             model = on_images(model, self.frozen, self.image_size, self.augment)
-        _compile(model, FusedAdam(learning_rate=lr), self.n_classes)
         return model
 
-    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
-        epochs = epochs or self.epochs
-        return [model.fit(**data.train_args(self.input_layer), epochs=epochs, callbacks=list(callbacks), verbose=0)]
+    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, initial_epoch=0, validation=None, **kwargs):
+        """Epochs [initial_epoch, epochs) of the head's training (a hyperband round continues a
+        saved trial from its initial_epoch); epochs defaults to the sweep's."""
+        end = epochs or self.epochs
+        _compile(model, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes, data)
+        return [_fit(model, data, self.input_layer, initial_epoch, end, callbacks, validation)]
 
 
 class FineTune(kt.HyperModel):
@@ -202,22 +241,38 @@ class FineTune(kt.HyperModel):
             model = on_images(model, self.frozen, self.image_size, self.augment)
         return model
 
-    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
-        epochs = epochs or self.epochs
-        callbacks = list(callbacks)
+    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, initial_epoch=0, validation=None, **kwargs):
+        """Epochs [initial_epoch, epochs) of the trial's schedule, which counts on across the phases:
+        0..E-1 train the head on the frozen base (phase 1), E..2E-1 the top block and head (phase 2),
+        E = the sweep's epochs; epochs defaults to 2E. A shorter hyperband budget trains the head
+        only, and a continued trial picks up its schedule where the saved one stopped."""
+        end = epochs or 2 * self.epochs
         head, top = _find(model, "head"), _find(model, "top_block")
-        top.trainable = False
-        if data.uses_images:  # the whole network, as the tutorial trains it
-            phase1, layer = model, "images"
-        else:  # without augmentation phase 1 is exactly the head on cached top features
-            phase1, layer = head, "top"
-        _compile(phase1, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes)
-        h1 = phase1.fit(**data.train_args(layer), epochs=epochs, callbacks=callbacks, verbose=0)
-        top.trainable = True  # trainable changes only take effect after compile
-        _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")), self.n_classes)
-        h2 = model.fit(**data.train_args(self.input_layer), epochs=2 * epochs, initial_epoch=epochs,
-                       callbacks=callbacks, verbose=0)
-        return [h1, h2]
+        histories = []
+        if initial_epoch < min(end, self.epochs):
+            top.trainable = False
+            if data.uses_images:  # the whole network, as the tutorial trains it
+                phase1, layer = model, "images"
+            else:  # without augmentation phase 1 is exactly the head on cached top features
+                phase1, layer = head, "top"
+            _compile(phase1, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes, data)
+            histories.append(_fit(phase1, data, layer, initial_epoch, min(end, self.epochs), callbacks, validation))
+        if end > self.epochs:
+            top.trainable = True  # trainable changes only take effect after compile
+            _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")), self.n_classes, data)
+            histories.append(_fit(model, data, self.input_layer, max(initial_epoch, self.epochs), end, callbacks,
+                                  validation))
+        return histories
+
+
+def _fit(model: keras.Model, data: TrialData, layer: str, start: int, end: int, callbacks, validation):
+    """One phase: epochs [start, end) on the cached `layer` (or images); `validation` (a
+    harness.callbacks.Validation) scores each epoch first, so the callbacks after it see val_*."""
+    callbacks = list(callbacks)
+    if validation is not None:
+        validation.layer = layer
+        callbacks.insert(0, validation)
+    return model.fit(**data.train_args(layer), initial_epoch=start, epochs=end, callbacks=callbacks, verbose=0)
 
 
 def _find(model: keras.Model, name: str) -> keras.Model:

@@ -93,6 +93,7 @@ class Tracker:
         # MLflow sets its logger up on import; quieten its database-migration chatter after that.
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.store = store
+        self._queued: dict[str, list] = {}  # run id -> MLflow's pending asynchronous log operations
         _probe_server(store.uri)
         self.client = MlflowClient(tracking_uri=store.uri)
         try:
@@ -124,11 +125,21 @@ class Tracker:
 
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0, wait: bool = True) -> None:
+        """One batch of metrics at `step`. `wait=False` queues it on MLflow's asynchronous logging
+        (a trial's per-epoch curves: the training thread never waits on the store's commit);
+        end_run waits for everything queued for its run."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        if wait:
+            self.client.log_batch(run_id, metrics=batch)
+            return
+        # Queued batches are written together once a second; MLflow's default (0) instead holds
+        # up the end of every run by up to a second.
+        os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "1")
+        self._queued.setdefault(run_id, []).append(self.client.log_batch(run_id, metrics=batch, synchronous=False))
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -148,7 +159,13 @@ class Tracker:
         self.client.log_figure(run_id, figure, name)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        self.client.set_terminated(run_id, status=status)
+        """End a run once everything queued for it has been written (an error writing it is
+        raised after the run is ended, so nothing is left RUNNING)."""
+        try:
+            for operation in self._queued.pop(run_id, []):
+                operation.wait()
+        finally:
+            self.client.set_terminated(run_id, status=status)
 
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
