@@ -17,7 +17,8 @@ from harness.callbacks import EpochLogger, KeepBestWeights, Validation
 from harness.config import SweepConfig
 from harness.errors import HarnessError
 from harness.methods import class_probabilities, mean_loss
-from harness.oracles import OBJECTIVE, continues, epoch_range, make_oracle, schedule_epochs  # noqa: F401
+from harness.oracles import continues, epoch_range, schedule_epochs
+from harness.oracles import make_oracle  # noqa: F401  sweep, worker, distributed import it from here
 from harness.seeding import seed_everything
 
 # keras-tuner prints a failed trial's traceback to the terminal when DEBUG is on (its default);
