@@ -3,8 +3,9 @@
     python bench/hyperband_vs_random.py --data DIR --weights PATH --out FILE.json
         [--budget 300 --seeds 11 --method feature-extraction --epochs 20 --backbone mobilenet_v2 --image-size 150]
 
-Both sweeps run on the same cached features (extracted once before timing), one after the other,
-with the same seed and search space, each stopped by Ctrl-C (SIGINT, as a user would) once
+Both sweeps run on the same cached features (extracted once before timing), one after the other
+(random first for the first seed, hyperband first for the second, and so on), with the same seed
+and search space, each stopped by Ctrl-C (SIGINT, as a user would) once
 `--budget` seconds have passed since its parent run started; random search is given more trials
 than fit in the budget. From the store: every trial that FINISHED within the budget, when it
 finished, and the best validation accuracy reached by then (selection is by validation; the
@@ -92,7 +93,8 @@ def main(argv=None) -> dict:
             warm = {**base, "epochs": 1, "experiment": "warm-up"}
             run_sweep(validate(SweepConfig(**warm, max_trials=1)), store)  # the feature cache, outside the timing
             pair = {"seed": seed}
-            for tuner in ("random", "hyperband"):
+            order = ("random", "hyperband") if len(report["pairs"]) % 2 == 0 else ("hyperband", "random")
+            for tuner in order:  # alternated from seed to seed: the machine's load drifts
                 cfg = validate(SweepConfig(**base, tuner=tuner, max_trials=100 if tuner == "random" else 10))
                 pair[tuner] = timed(cfg, store, args.budget)
             pair["checkpoints"] = {}

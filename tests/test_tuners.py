@@ -21,6 +21,7 @@ METHODS = ("feature-extraction", "fine-tune")
 # Fine-tuning's schedule is 2 x epochs: with 1 epoch per phase, one bracket of two 2-epoch trials.
 EPOCHS = {("hyperband", "feature-extraction"): "3", ("hyperband", "fine-tune"): "1"}
 TUNER_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
+OUTPUTS: dict = {}  # the swept fixture's CLI output per (tuner, method), and its data folder
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def swept(tmp_path_factory):
     os.environ["HARNESS_CACHE_DIR"] = str(root / "cache")
     data = write_synthetic(root / "photos", per_class=6, size=40)
     uri = f"sqlite:///{root / 'store' / 'mlflow.db'}"
+    outputs = {}  # what the CLI printed, per (tuner, method)
     try:
         for tuner in TUNERS:
             for method in METHODS:
@@ -42,8 +44,10 @@ def swept(tmp_path_factory):
                 result = runner.invoke(app, tiny_sweep_args(method, data, uri, "--tuner", tuner, "--epochs", epochs,
                                                             "--experiment", f"{tuner}-{method}"))
                 assert result.exit_code == 0, result.output
+                outputs[tuner, method] = result.output
     finally:
         os.environ.pop("HARNESS_CACHE_DIR") if old is None else os.environ.__setitem__("HARNESS_CACHE_DIR", old)
+    OUTPUTS.update(outputs, data=data)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -109,6 +113,7 @@ def test_hyperband_continues_the_best_of_a_round_from_its_saved_trial(swept):
     for name in ("units", "dropout", "learning_rate"):
         assert child.data.params[name] == past.data.params[name]
     assert "from #" in child.info.run_name
+    assert child.info.run_name.split(" · ")[1] in OUTPUTS["hyperband", "feature-extraction"]  # summary
 
 
 def _interrupt_trial(monkeypatch, trial_id: str, signum: int):
@@ -185,3 +190,21 @@ def test_hyperband_refuses_distributed_sweeps_before_anything_runs(tiny_data, st
     assert result.exit_code == 2, result.output
     assert "hyperband runs in one process" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_hyperband_winner_is_an_image_network_that_reproduces_its_logged_predictions(swept, method):
+    import mlflow
+    import numpy as np
+
+    import harness.backbones  # noqa: F401  registers the Preprocess layer for loading
+    from harness.data import image_dataset, scan
+
+    (parent,), _ = runs_of(swept, f"hyperband-{method}")
+    best = swept.get_run(parent.data.tags["best_run_id"])
+    mlflow.set_tracking_uri(swept.tracking_uri)
+    model = mlflow.keras.load_model(parent.data.tags["best_model_uri"])
+    test = scan(OUTPUTS["data"]).splits["test"]
+    probs = model.predict(image_dataset(OUTPUTS["data"], test, 32, 8, ("cats", "dogs")), verbose=0).reshape(-1)
+    logged = open(swept.download_artifacts(best.info.run_id, "predictions/test_predictions.csv")).read()
+    assert np.allclose(probs, [float(line.split(",")[-1]) for line in logged.strip().splitlines()[1:]], atol=1e-3)
