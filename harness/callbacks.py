@@ -1,4 +1,4 @@
-"""Keras callbacks a trial runs with: per-epoch MLflow logging, best-epoch weights, progress."""
+"""Keras callbacks a trial runs with: validation, per-epoch MLflow logging, best-epoch weights, progress."""
 
 from __future__ import annotations
 
@@ -26,17 +26,37 @@ class EpochLogger(keras.callbacks.Callback):
             self.reporter.epoch_ended(epoch + 1, self.total_epochs, values)
 
 
+class Validation(keras.callbacks.Callback):
+    """Scores the model being fit on the validation split after every epoch: val_loss and
+    val_accuracy go into the epoch's logs for the callbacks after it; the outputs are kept.
+
+    One forward pass over the split (harness.trial_data.TrialData.predict) instead of Keras'
+    per-epoch evaluate(), which sets up an input pipeline every epoch and traces one more
+    function per model: on cached features that was most of a validation pass's time.
+    `layer` (which cached features the model reads) is set by the method for each phase.
+    """
+
+    def __init__(self, data):
+        super().__init__()
+        self.data, self.layer, self.outputs = data, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.outputs = self.data.predict(self.model, self.layer, "validation")
+        logs["val_loss"], logs["val_accuracy"] = self.data.loss_and_accuracy("validation", self.outputs)
+
+
 class KeepBestWeights(keras.callbacks.Callback):
-    """Remembers `target`'s weights at the epoch with the best val_accuracy (first on ties).
+    """Remembers `target`'s weights at the epoch with the best val_accuracy (first on ties),
+    and that epoch's validation outputs when given the `validation` that scored it.
 
     `target` is the whole trained network, also while a phase fits only part of it, so
     the weights restored are exactly the model whose validation score is reported.
     """
 
-    def __init__(self, target: keras.Model):
+    def __init__(self, target: keras.Model, validation: Validation | None = None):
         super().__init__()
-        self.target = target
-        self.best_epoch, self.best_logs, self.best_weights = -1, {}, None
+        self.target, self.validation = target, validation
+        self.best_epoch, self.best_logs, self.best_weights, self.best_outputs = -1, {}, None, None
 
     def on_epoch_end(self, epoch, logs=None):
         score = float((logs or {}).get("val_accuracy", math.nan))
@@ -44,6 +64,7 @@ class KeepBestWeights(keras.callbacks.Callback):
         if math.isfinite(score) and score > best:
             self.best_epoch, self.best_logs = epoch, {k: float(v) for k, v in logs.items()}
             self.best_weights = self.target.get_weights()
+            self.best_outputs = self.validation.outputs if self.validation else None
 
     def restore(self) -> None:
         if self.best_weights is not None:

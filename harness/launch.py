@@ -73,6 +73,9 @@ def launch(cfg: SweepConfig, tracking_uri: str | None, how: Launch, reporter):
 
         return run_worker(cfg, tracking_uri, worker_oracle(how), worker_id(), how.parent_run,
                           how.connect_timeout, reporter)
+    if cfg.tuner == "hyperband" and not how.local:
+        raise HarnessError("--tuner hyperband runs in one process: a trial it continues starts from weights "
+                           "an earlier trial saved on this machine; use random or bayesian with --workers/--role")
     if how.local:
         from harness.sweep import run_sweep
 

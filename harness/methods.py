@@ -89,14 +89,20 @@ def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augmen
 STEPS_PER_EXECUTION = 32
 
 
-def _compile(model: keras.Model, optimizer, n_classes: int) -> None:
+def steps_per_execution(steps_per_epoch: int) -> int:
+    """The most batches per call into TensorFlow, up to 32, that divide an epoch exactly: Keras
+    runs whole executions, so only then does one endless dataset split into exact epochs."""
+    return next(n for n in range(min(STEPS_PER_EXECUTION, steps_per_epoch), 0, -1) if steps_per_epoch % n == 0)
+
+
+def _compile(model: keras.Model, optimizer, n_classes: int, data: TrialData) -> None:
     """Adam/RMSprop as Keras defines them, updated by one fused kernel (see harness.optimizers).
 
     steps_per_execution runs up to 32 batches per call into TensorFlow: a cached-feature step
     takes milliseconds, so Python's per-step dispatch was a tenth of the epoch.
     """
     model.compile(optimizer=optimizer, loss=loss_for(n_classes), metrics=["accuracy"],
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=steps_per_execution(data.train_steps))
 
 
 def _per_size(value) -> dict:
@@ -125,17 +131,19 @@ class FeatureExtraction(kt.HyperModel):
         declare_input(hp, tuple(self.shapes), self.poolings)
 
     def build(self, hp):
-        units, dropout, lr = declare_head(hp, self.space)
+        units, dropout, _ = declare_head(hp, self.space)
         size, pooling = declare_input(hp, tuple(self.shapes), self.poolings)
         model = make_head(self.shapes[size], units, dropout, self.n_classes, pooling)
         if self.frozen is not None:
             model = on_images(model, self.frozen[size], size, self.augment)
-        _compile(model, FusedAdam(learning_rate=lr), self.n_classes)
         return model
 
-    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
-        epochs, data = epochs or self.epochs, data.for_trial(hp)
-        return [model.fit(**data.train_args(self.input_layer, callbacks), epochs=epochs, verbose=0)]
+    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, initial_epoch=0, validation=None, **kwargs):
+        """Epochs [initial_epoch, epochs) of the head's training (a hyperband round continues a
+        saved trial from its initial_epoch); epochs defaults to the sweep's."""
+        end, data = epochs or self.epochs, data.for_trial(hp)
+        _compile(model, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes, data)
+        return [_fit(model, data, self.input_layer, initial_epoch, end, callbacks, validation)]
 
 
 class FineTune(kt.HyperModel):
@@ -172,21 +180,40 @@ class FineTune(kt.HyperModel):
             model = on_images(model, self.frozen[size], size, self.augment)
         return model
 
-    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, **kwargs):
-        epochs, data = epochs or self.epochs, data.for_trial(hp)
+    def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, initial_epoch=0, validation=None, **kwargs):
+        """Epochs [initial_epoch, epochs) of the trial's schedule, which counts on across the phases:
+        0..E-1 train the head on the frozen base (phase 1), E..2E-1 the top block and head (phase 2),
+        E = the sweep's epochs; epochs defaults to 2E. A shorter hyperband budget trains the head
+        only, and a continued trial picks up its schedule where the saved one stopped."""
+        end, data = epochs or 2 * self.epochs, data.for_trial(hp)
         head, top = _find(model, "head"), _find(model, "top_block")
-        top.trainable = False
-        if data.uses_images:  # the whole network, as the tutorial trains it
-            phase1, layer = model, "images"
-        else:  # phase 1 is exactly the head on cached top features
-            phase1, layer = head, "top"
-        _compile(phase1, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes)
-        h1 = phase1.fit(**data.train_args(layer, callbacks), epochs=epochs, verbose=0)
-        top.trainable = True  # trainable changes only take effect after compile
-        _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")), self.n_classes)
-        h2 = model.fit(**data.train_args(self.input_layer, callbacks), epochs=2 * epochs, initial_epoch=epochs,
-                       verbose=0)
-        return [h1, h2]
+        histories = []
+        if initial_epoch < min(end, self.epochs):
+            top.trainable = False
+            if data.uses_images:  # the whole network, as the tutorial trains it
+                phase1, layer = model, "images"
+            else:  # phase 1 is exactly the head on cached top features
+                phase1, layer = head, "top"
+            _compile(phase1, FusedAdam(learning_rate=hp.get("learning_rate")), self.n_classes, data)
+            histories.append(_fit(phase1, data, layer, initial_epoch, min(end, self.epochs), callbacks, validation))
+        if end > self.epochs:
+            top.trainable = True  # trainable changes only take effect after compile
+            _compile(model, FusedRMSprop(learning_rate=hp.get("fine_tune_learning_rate")), self.n_classes, data)
+            histories.append(_fit(model, data, self.input_layer, max(initial_epoch, self.epochs), end, callbacks,
+                                  validation))
+        return histories
+
+
+def _fit(model: keras.Model, data: TrialData, layer: str, start: int, end: int, callbacks, validation):
+    """One phase: epochs [start, end) on the cached `layer` (or images); `validation` (a
+    harness.callbacks.Validation, made here when not given) scores each epoch first, so the
+    callbacks after it see val_*."""
+    from harness.callbacks import Validation
+
+    validation = validation or Validation(data)
+    validation.layer = layer
+    callbacks = [validation, *callbacks]
+    return model.fit(**data.train_args(layer, callbacks), initial_epoch=start, epochs=end, verbose=0)
 
 
 def trained_part(model: keras.Model, name: str) -> keras.Model:

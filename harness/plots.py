@@ -8,20 +8,28 @@ matplotlib.use("Agg")  # headless: figures go to files and MLflow, never to a wi
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def curves(history: dict[str, list[float]], title: str, phase2_start: int | None = None):
-    """Loss and accuracy per epoch, train vs validation; a dashed line where phase 2 starts."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = range(1, len(history.get("loss", [])) + 1)
+def curves(history: dict[str, list[float]], title: str, phase2_start: int | None = None, first_epoch: int = 0):
+    """Loss and accuracy per epoch, train vs validation; a dashed line where phase 2 starts.
+    `first_epoch`: the epochs before it were another trial's (a continued hyperband trial).
+
+    A bare Figure (not pyplot's), so a trial's plot can be drawn off the training thread; fixed
+    margins, as tight_layout alone took longer than drawing the figure.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    epochs = range(first_epoch + 1, first_epoch + len(history.get("loss", [])) + 1)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.plot(epochs, history.get(metric, []), "o-", ms=3, label=f"training {metric}")
         ax.plot(epochs, history.get(f"val_{metric}", []), "s-", ms=3, label=f"validation {metric}")
-        if phase2_start:
+        if phase2_start and first_epoch < phase2_start < epochs.stop - 1:
             ax.axvline(phase2_start + 0.5, color="grey", ls="--", lw=1, label="fine-tuning starts")
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.85, wspace=0.2)
     return fig
 
 

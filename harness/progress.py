@@ -11,7 +11,7 @@ class NullReporter:
     """Reports nothing: for library use and tests."""
 
     def extracting(self, split: str, count: int) -> None: ...
-    def sweep_started(self, cfg, name: str) -> None: ...
+    def sweep_started(self, cfg, name: str, trials: int | None = None) -> None: ...
     def trial_started(self, number: int, total: int, name: str) -> None: ...
     def epoch_ended(self, epoch: int, total: int, logs: dict) -> None: ...
     def trial_ended(self, record) -> None: ...
@@ -44,9 +44,11 @@ class RichReporter(NullReporter):
     def extracting(self, split, count):
         self.console.print(f"[dim]extracting backbone features: {split} ({count} images)[/]")
 
-    def sweep_started(self, cfg, name):
-        self.console.print(f"[bold]{name}[/]: {cfg.max_trials} trials, tuner {cfg.tuner}")
-        self.trials = self.progress.add_task("trials", total=cfg.max_trials, info="")
+    def sweep_started(self, cfg, name, trials=None):
+        """`trials`: how many the tuner plans (hyperband: its iterations' trials), else max_trials."""
+        trials = trials or cfg.max_trials
+        self.console.print(f"[bold]{name}[/]: {trials} trials, tuner {cfg.tuner}")
+        self.trials = self.progress.add_task("trials", total=trials, info="")
 
     def trial_started(self, number, total, name):
         if self.epochs is not None:

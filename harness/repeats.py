@@ -9,7 +9,7 @@ import keras
 import keras_tuner as kt
 
 from harness import config
-from harness.callbacks import KeepBestWeights
+from harness.callbacks import KeepBestWeights, Validation
 from harness.data import scan
 from harness.progress import NullReporter
 from harness.seeding import seed_everything
@@ -35,19 +35,20 @@ def best_hyperparameters(hypermodel, params: dict[str, str]) -> kt.HyperParamete
     return hp
 
 
-def train_once(prepared, cfg: config.SweepConfig, hp, seed: int) -> tuple[float, float]:
+def train_once(prepared, hp, seed: int) -> tuple[float, float]:
     """One training run as a trial does it: best epoch by val_accuracy, then tested. (val, test)."""
     seed_everything(seed)
+    data = prepared.data.for_trial(hp)  # the features of the configuration's image size
     model = prepared.hypermodel.build(hp)
-    best = KeepBestWeights(model)
-    prepared.hypermodel.fit(hp, model, prepared.data, callbacks=[keras.callbacks.TerminateOnNaN(), best],
-                            epochs=cfg.epochs)
+    validation = Validation(data)
+    best = KeepBestWeights(model, validation)
+    prepared.hypermodel.fit(hp, model, data, callbacks=[keras.callbacks.TerminateOnNaN(), best],
+                            validation=validation)  # the sweep's whole schedule
     if best.best_weights is None:
         return math.nan, math.nan
     best.restore()
-    test = prepared.data.for_trial(hp).dataset(prepared.hypermodel.input_layer, "test")
-    _, acc = model.evaluate(test, verbose=0)
-    return best.best_logs["val_accuracy"], float(acc)
+    outputs = data.predict(model, prepared.hypermodel.input_layer, "test")
+    return best.best_logs["val_accuracy"], data.loss_and_accuracy("test", outputs)[1]
 
 
 def retrain(tracker: Tracker, parent: RunView, best_params: dict[str, str], k: int, log) -> list[float]:
@@ -60,7 +61,7 @@ def retrain(tracker: Tracker, parent: RunView, best_params: dict[str, str], k: i
     tests = []
     for i in range(k):
         seed = cfg.seed + SEED_OFFSET + i
-        val, test = train_once(prepared, cfg, hp, seed)
+        val, test = train_once(prepared, hp, seed)
         log(seed, val, test)
         tests.append(test)
     return tests

@@ -24,6 +24,8 @@ def sweep_table(result: SweepResult) -> Table:
     for r in result.trials:
         hps = " ".join(f"{SHORT.get(k, k)}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in r.hyperparameters.items())
+        rounds = r.name.partition(" · ")[2]  # hyperband: the trial's epochs, and the trial it continues
+        hps += f" · {rounds}" if rounds else ""
         marker = " ★" if r.trial_id == best_id else ""
         table.add_row(f"#{int(r.trial_id) + 1}{marker}", r.status, hps, str(r.best_epoch + 1),
                       _fmt(r.val_accuracy), _fmt(r.test_accuracy))

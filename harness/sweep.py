@@ -23,6 +23,7 @@ from harness.progress import NullReporter
 from harness.resume import claim, sweep_key
 from harness.seeding import seed_everything
 from harness.tracking import Store, Tracker, resolve_store
+from harness.oracles import hyperband_params
 from harness.tuning import TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle
 
 
@@ -164,7 +165,9 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
                 reporter=reporter,
                 directory=str(tuner_dir(store)), project_name=parent, overwrite=False)
         tuner.restore_records(tracker.children(parent, experiment_id))
-        reporter.sweep_started(cfg, tracker.run_name(parent))
+        if cfg.tuner == "hyperband":
+            tracker.log_params(parent, hyperband_params(tuner.oracle))
+        reporter.sweep_started(cfg, tracker.run_name(parent), tuner.planned_trials)
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
         uri = None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from harness import views
+from harness import metrics, views
 from harness.seeding import current_seed
+
+
+PREDICT_ROWS = 1024  # rows per forward call when scoring cached features: bounds activation memory
 
 
 def label_dtype(n_classes: int) -> str:
@@ -57,25 +61,54 @@ class TrialData:
             return self.images[split]
         import tensorflow as tf
 
-        if (layer, split) not in self._tensors:
-            self._tensors[layer, split] = (tf.constant(self.arrays[layer][split], dtype="float32"),
-                                           tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
-        x, y = self._tensors[layer, split]
+        x, y = self._tensor(layer, split)
         rows = tf.data.Dataset.range(len(self.labels[split]))
         if split == "train":
             rows = rows.shuffle(len(self.labels[split]), reshuffle_each_iteration=True)
         return rows.batch(self.batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
 
+    def _tensor(self, layer: str, split: str):
+        import tensorflow as tf
+
+        if (layer, split) not in self._tensors:
+            # float16 as cached, widened by TensorFlow's multithreaded cast: faster than NumPy's
+            x = tf.cast(tf.constant(self.arrays[layer][split]), "float32")
+            self._tensors[layer, split] = (x, tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
+        return self._tensors[layer, split]
+
+    @property
+    def train_steps(self) -> int:
+        return math.ceil(len(self.labels["train"]) / self.batch_size)
+
     def train_args(self, layer: str, callbacks=()) -> dict[str, Any]:
-        """fit() arguments for one phase; the datasets shuffle themselves. With views, the train
-        set is one view per image per epoch, scheduled from the trial's seed by a callback."""
-        args = {"validation_data": self.dataset(layer, "validation"), "shuffle": False,
-                "callbacks": list(callbacks)}
+        """fit() arguments for one phase. Validation is a callback's (harness.callbacks.Validation).
+        The train split, reshuffled every epoch, is one endless dataset cut into epochs by
+        steps_per_epoch, so a fit sets up its input pipeline once, not once per epoch. With views,
+        it is one view per image per epoch, scheduled from the trial's seed by a callback."""
+        args = {"shuffle": False, "callbacks": list(callbacks)}
         if not self.views:
-            return {**args, "x": self.dataset(layer, "train")}
+            return {**args, "x": self.dataset(layer, "train").repeat(), "steps_per_epoch": self.train_steps}
         feed = views.Feed(current_seed(), len(self.labels["train"]), self.views, self.batch_size)
         args["callbacks"].append(feed.callback)
         return {**args, "x": feed.dataset(self._view_fetch(layer))}
+
+    def predict(self, model, layer: str, split: str) -> np.ndarray:
+        """`model`'s outputs on one split, in file order: cached features straight from the tensor
+        in memory (no input pipeline), in as few calls as memory allows; images batch by batch."""
+        if self.uses_images:
+            batches = (x for x, _ in self.images[split])
+        else:
+            x, n = self._tensor(layer, split)[0], len(self.labels[split])
+            batches = [x] if n <= PREDICT_ROWS else (x[i:i + PREDICT_ROWS] for i in range(0, n, PREDICT_ROWS))
+        return np.concatenate([model.predict_on_batch(b) for b in batches])
+
+    def loss_and_accuracy(self, split: str, outputs: np.ndarray) -> tuple[float, float]:
+        """The training loss and the accuracy of `outputs` on one split, as Keras' fit() reports them."""
+        from harness.methods import class_probabilities, mean_loss
+
+        labels = self.labels[split]
+        correct = metrics.predicted(class_probabilities(outputs)) == np.asarray(labels).astype(int)
+        return mean_loss(self.n_classes, labels, outputs), float(np.mean(correct))
 
     def _view_fetch(self, layer: str):
         """rows -> (x, y) batches of views. Cached views stay float16 in memory (K copies of the

@@ -1,65 +1,32 @@
-"""Building the tuner: keras-tuner oracles, and a Tuner whose trial hooks log to MLflow."""
+"""Building the tuner: a keras-tuner Tuner whose trial hooks log to MLflow (oracles: harness.oracles)."""
 
 from __future__ import annotations
 
 import functools
 import math
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 import keras_tuner as kt
-import numpy as np
 
 from harness import metrics, plots, winner
-from harness.callbacks import EpochLogger, KeepBestWeights
+from harness.callbacks import EpochLogger, KeepBestWeights, Validation
 from harness.config import SweepConfig
 from harness.errors import HarnessError, StoreError
 from harness.methods import class_probabilities, mean_loss
+from harness.oracles import continues, epoch_range, schedule_epochs
+from harness.oracles import make_oracle  # noqa: F401  sweep, worker, distributed import it from here
 from harness.seeding import seed_everything
-
-OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
 # keras-tuner prints a failed trial's traceback to the terminal when DEBUG is on (its default);
 # ours goes to the trial's run as traceback.txt, and the terminal gets one line per trial.
 from keras_tuner.src import config as _kt_config  # noqa: E402
 
 _kt_config.DEBUG = False
-
-
-class DefaultsFirst:
-    """Oracle mixin: the first candidate is the search space's defaults (the tutorial's
-    configuration), so every sweep holds that reference point; then the oracle's own way."""
-
-    def _random_values(self):
-        space = self.hyperparameters
-        values = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
-        if not self._duplicate(values):
-            return values
-        return super()._random_values()
-
-
-class RandomOracle(DefaultsFirst, kt.oracles.RandomSearchOracle):
-    pass
-
-
-class BayesianOracle(DefaultsFirst, kt.oracles.BayesianOptimizationOracle):
-    pass
-
-
-class HyperbandOracle(DefaultsFirst, kt.oracles.HyperbandOracle):
-    pass
-
-
-def make_oracle(cfg: SweepConfig) -> kt.Oracle:
-    common = {"objective": OBJECTIVE, "seed": cfg.seed,
-              "max_consecutive_failed_trials": cfg.max_consecutive_failed_trials}
-    if cfg.tuner == "bayesian":
-        return BayesianOracle(max_trials=cfg.max_trials, **common)
-    if cfg.tuner == "hyperband":
-        # Hyperband sizes itself from max_epochs; max_trials caps the total.
-        return HyperbandOracle(max_epochs=cfg.epochs, factor=3, max_trials=cfg.max_trials, **common)
-    return RandomOracle(max_trials=cfg.max_trials, **common)
 
 
 @dataclass
@@ -136,17 +103,25 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         self.cfg, self.tracker, self.experiment_id = cfg, tracker, experiment_id
         self.parent_id, self.fixed_params, self.reporter = parent_id, fixed_params, reporter
         self.records: dict[str, TrialRecord] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trial-plots")
+
+    @property
+    def planned_trials(self) -> int:
+        """Trials the sweep will run: max_trials, or the trials of hyperband's whole iterations."""
+        return getattr(self.oracle, "max_trials", None) or self.cfg.max_trials
 
     # -- hooks ---------------------------------------------------------------
     def on_trial_begin(self, trial):
         values = public_values(trial.hyperparameters.values)
-        name = trial_name(self.cfg.method, trial.trial_id, values)
+        name = trial_name(self.cfg.method, trial.trial_id, values) + self._round_note(trial)
         run_id = self.tracker.start_run(
             self.experiment_id, name, parent_id=self.parent_id,
-            tags={"method": self.cfg.method, "trial_id": trial.trial_id, "backbone": self.cfg.backbone})
-        self.tracker.log_params(run_id, {**values, **self.fixed_params})
+            tags={"method": self.cfg.method, "trial_id": trial.trial_id, "backbone": self.cfg.backbone,
+                  **self._continued_tags(trial)})
+        tuner_values = {k: v for k, v in trial.hyperparameters.values.items() if k not in values}
+        self.tracker.log_params(run_id, {**values, **tuner_values, **self.fixed_params})
         self.records[trial.trial_id] = TrialRecord(trial.trial_id, run_id, name, values)
-        self.reporter.trial_started(len(self.records), self.cfg.max_trials, name)
+        self.reporter.trial_started(len(self.records), self.planned_trials, name)
 
     @_store_failures_stop_the_sweep
     def run_trial(self, trial, data, **kwargs):  # kwargs: keras-tuner's `verbose`, unused
@@ -154,22 +129,27 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         hp = trial.hyperparameters
         data = data.for_trial(hp)  # the features of the trial's image size
         seed_everything(self.cfg.seed + int(trial.trial_id))
-        epochs = int(hp.values.get("tuner/epochs", self.cfg.epochs))
-        model = self.hypermodel.build(hp)
-        phases = 2 if self.cfg.method == "fine-tune" else 1
+        first, end = epoch_range(hp.values)
+        model = self._build(hp)
+        validation = Validation(data)
         logger = EpochLogger(lambda m, step: self.tracker.log_metrics(record.run_id, m, step),
-                             self.reporter, epochs * phases)
-        best = KeepBestWeights(model)
+                             self.reporter, end or schedule_epochs(self.cfg))
+        best = KeepBestWeights(model, validation)
         # raise_error: a non-finite loss fails the trial at that batch, in either phase.
         callbacks = [keras.callbacks.TerminateOnNaN(raise_error=True), logger, best]
-        if phases == 2:
-            self.tracker.log_params(record.run_id, {"phase2_first_step": epochs})
-        self.hypermodel.fit(hp, model, data, callbacks=callbacks, epochs=epochs)
+        phase2 = self.cfg.epochs if self.cfg.method == "fine-tune" else None
+        if phase2:
+            self.tracker.log_params(record.run_id, {"phase2_first_step": phase2})
+        self.hypermodel.fit(hp, model, data, callbacks=callbacks, epochs=end, initial_epoch=first,
+                            validation=validation)
         if best.best_weights is None:
             raise RuntimeError("no epoch produced a finite val_accuracy")
         best.restore()
+        # the curves are drawn and logged off this thread while the test split is scored
+        plot = self._background.submit(self._log_curves, record, logger.history, phase2, first)
         self.save_model(trial.trial_id, model)
-        self._evaluate(record, model, data, best, logger.history, epochs if phases == 2 else None)
+        self._evaluate(record, model, data, best)
+        plot.result()
         return {k: v for k, v in best.best_logs.items() if k in ("val_accuracy", "val_loss", "loss", "accuracy")}
 
     def on_trial_end(self, trial):
@@ -201,11 +181,41 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
                 trial.trial_id, run, public_values(trial.hyperparameters.values))
 
     # -- pieces ----------------------------------------------------------------
-    def _evaluate(self, record, model, data, best, history, phase2_start) -> None:
-        """Score the restored best-epoch weights on validation and test; log the scores, the test
-        predictions and the curves. Test scores are reported, never used to choose."""
-        _, val = self._score(model, data, "validation")
-        outputs, test = self._score(model, data, "test")
+    def _build(self, hp) -> keras.Model:
+        """The trial's network; a hyperband trial continued from an earlier one starts from that
+        trial's saved best-epoch weights (its optimizer starts afresh), as keras-tuner's Hyperband does."""
+        model = self.hypermodel.build(hp)
+        past = continues(hp.values)
+        if past is not None:
+            with warnings.catch_warnings():  # the saved file holds no optimizer state to restore
+                warnings.simplefilter("ignore")
+                model.load_weights(os.path.join(self.get_trial_dir(past), winner.WEIGHTS_FILE))
+        return model
+
+    def _round_note(self, trial) -> str:
+        """A hyperband trial's epochs in its name, and the trial it continues."""
+        first, end = epoch_range(trial.hyperparameters.values)
+        if end is None:
+            return ""
+        past = continues(trial.hyperparameters.values)
+        epochs = f"epochs {first + 1}-{end}" if end > first + 1 else f"epoch {end}"
+        return f" · {epochs}" + (f" from #{int(past) + 1}" if past is not None else "")
+
+    def _continued_tags(self, trial) -> dict[str, str]:
+        past = continues(trial.hyperparameters.values)
+        if past is None:
+            return {}
+        tags = {"continues_trial_id": past}
+        if past in self.records:
+            tags["continues_run_id"] = self.records[past].run_id
+        return tags
+
+    def _evaluate(self, record, model, data, best) -> None:
+        """Score the restored best-epoch weights on test (validation: that epoch's own outputs);
+        log the scores and the test predictions. Test scores are reported, never used to choose."""
+        outputs = data.predict(model, self.hypermodel.input_layer, "test")
+        val = metrics.scores(data.labels["validation"], class_probabilities(best.best_outputs), data.class_names)
+        test = metrics.scores(data.labels["test"], class_probabilities(outputs), data.class_names)
         record.val_accuracy, record.test_accuracy, record.best_epoch = (
             best.best_logs["val_accuracy"], test.accuracy, best.best_epoch)
         self.tracker.log_metrics(record.run_id, {
@@ -216,14 +226,10 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         self.tracker.log_text(record.run_id, metrics.predictions_csv(
             data.files["test"], data.labels["test"], class_probabilities(outputs), data.class_names),
             metrics.PREDICTIONS_ARTIFACT)
-        fig = plots.curves(history, record.name, phase2_start)
-        self.tracker.log_figure(record.run_id, fig, "plots/curves.png")
-        plots.close(fig)
 
-    def _score(self, model, data, split: str):
-        """(raw outputs, scores) of `model` on one split."""
-        outputs = model.predict(data.dataset(self.hypermodel.input_layer, split), verbose=0)
-        return outputs, metrics.scores(data.labels[split], class_probabilities(outputs), data.class_names)
+    def _log_curves(self, record, history, phase2_start, first_epoch) -> None:
+        fig = plots.curves(history, record.name, phase2_start, first_epoch)
+        self.tracker.log_figure(record.run_id, fig, "plots/curves.png")
 
     def save_model(self, trial_id, model, step=0):
         # Kept on disk until the sweep's winner is known; see harness.winner.

@@ -56,7 +56,8 @@ def _assert_complete(client, experiment: str, max_trials: int):
 
 
 def test_sigkill_then_the_same_command_resumes(tiny_data, store_uri, client, tmp_path):
-    args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "3")
+    # enough epochs that the sweep is still running when the poll below sees its first finished trial
+    args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "12")
     proc = _launch(args, tmp_path)
     _wait_for_finished_child(client, "tiny", proc)
     os.kill(proc.pid, signal.SIGKILL)
