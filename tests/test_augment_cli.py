@@ -34,7 +34,9 @@ def _predictions(client, run_id):
     return list(csv.DictReader(io.StringIO(open(path).read())))
 
 
-@pytest.mark.parametrize("method, epochs_logged", [("feature-extraction", 1), ("fine-tune", 2)])
+@pytest.mark.parametrize("method, epochs_logged", [
+    pytest.param("feature-extraction", 1, marks=pytest.mark.slow),
+    pytest.param("fine-tune", 2, marks=pytest.mark.slow)])  # two sizes x two poolings: CI's slow step
 def test_augmented_sweep_searches_image_size_and_pooling(tiny_data, store_uri, client, tmp_path, method,
                                                           epochs_logged):
     import mlflow

@@ -34,6 +34,7 @@ def test_top_block_on_cached_inputs_equals_full_model_on_images(backbone, size):
     assert cached.std() > 0  # the comparison is between non-trivial outputs
 
 
+@pytest.mark.slow  # the full network on images every epoch
 def test_fresh_augmentation_runs_the_full_network_and_says_so(tiny_data, store_uri, client, tmp_path):
     """augment_views = 0: the tutorial's way, new random transformations every epoch, no cache."""
     from typer.testing import CliRunner

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -9,6 +11,7 @@ from conftest import runs_of
 from harness.cli import app
 
 
+@pytest.mark.slow  # the whole demo: both sweeps and compare
 def test_demo_fills_the_default_store(tmp_path):
     result = CliRunner().invoke(app, ["demo"])
     assert result.exit_code == 0, result.output

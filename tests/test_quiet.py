@@ -11,7 +11,10 @@ import pytest
 
 
 def _stderr(tmp_path, *flags: str, env: dict | None = None) -> list[str]:
-    """`harness predict` imports TensorFlow, then fails on an empty store with one line."""
+    """`harness predict` on a real photo imports TensorFlow, then fails on an empty store with one line."""
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "photo.jpg")
     clean = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "HARNESS_QUIET_TF")}
     done = subprocess.run([sys.executable, "-m", "harness", *flags, "predict", "photo.jpg", "--tracking-uri",
                            f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"], capture_output=True, text=True,

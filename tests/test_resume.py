@@ -55,6 +55,7 @@ def _assert_complete(client, experiment: str, max_trials: int):
     return parents[0], children
 
 
+@pytest.mark.slow  # a real process killed mid-sweep
 def test_sigkill_then_the_same_command_resumes(tiny_data, store_uri, client, tmp_path):
     # enough epochs that the sweep is still running when the poll below sees its first finished trial
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "12")
@@ -112,6 +113,7 @@ def test_sigterm_ends_runs_killed_and_the_sweep_resumes(tiny_data, store_uri, cl
     assert len(children_after) == 4  # trial 1 ran twice: KILLED, then FINISHED
 
 
+@pytest.mark.slow  # two sweeps
 def test_finished_sweep_is_not_resumed(tiny_data, store_uri, client):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1", "--max-trials", "1")
     assert runner.invoke(app, args).exit_code == 0
@@ -124,6 +126,7 @@ def test_finished_sweep_is_not_resumed(tiny_data, store_uri, client):
     assert [p.info.status for p in parents] == ["FINISHED", "FINISHED"]
 
 
+@pytest.mark.slow  # two sweeps
 def test_ctrl_c_then_fresh_starts_a_new_sweep_beside_the_interrupted_one(tiny_data, store_uri, client,
                                                                           monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1", "--max-trials", "2")

@@ -13,6 +13,9 @@ from typer.testing import CliRunner
 from conftest import runs_of, tiny_sweep_args
 from harness.cli import app
 
+# slow marker: runs in CI's `pytest -m slow` step (.ci/run), keeping the default suite under 5 minutes
+pytestmark = pytest.mark.slow  # six sweeps, one per tuner and method
+
 runner = CliRunner()
 TUNERS = ("bayesian", "hyperband")
 METHODS = ("feature-extraction", "fine-tune")

@@ -146,6 +146,7 @@ def _curves(cfg, use_cache: bool) -> dict[str, np.ndarray]:
     return {key: np.concatenate([h.history[key] for h in histories]) for key in ("loss", "val_loss", "val_accuracy")}
 
 
+@pytest.mark.slow  # trains each method twice
 @pytest.mark.parametrize("method", ["feature-extraction", "fine-tune"])
 def test_cached_and_replayed_naive_augmented_training_agree(tiny_data, method):
     """Same views, same seeds: training on the cached views and the naive way (the float32 base
