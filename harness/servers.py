@@ -162,8 +162,11 @@ class Tethered:
             if out:
                 out.close()
         read, self._write = os.pipe()
+        # A session of its own too: a signal to harness's whole group (a terminal hanging up,
+        # `kill -9 -PGID`) must not take the watchdog down with harness.
         self.watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(self.proc.pid)], stdin=read,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)
         os.close(read)
 
     def __enter__(self) -> "Tethered":

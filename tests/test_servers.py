@@ -97,10 +97,11 @@ def _start(args, tmp_path, name="harness"):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command, signum, code", [
-    ("ui", signal.SIGINT, 0), ("ui", signal.SIGTERM, 0), ("ui", signal.SIGKILL, -9),
-    ("server", signal.SIGKILL, -9)])
-def test_no_server_outlives_harness(command, signum, code, tmp_path, store_uri):
+@pytest.mark.parametrize("command, signum, code, group", [
+    ("ui", signal.SIGINT, 0, False), ("ui", signal.SIGTERM, 0, False), ("ui", signal.SIGKILL, -9, False),
+    ("server", signal.SIGKILL, -9, False), ("server", signal.SIGKILL, -9, True), ("ui", signal.SIGHUP, -1, True)])
+def test_no_server_outlives_harness(command, signum, code, group, tmp_path, store_uri):
+    """`group`: the signal goes to harness's whole process group, as a terminal hanging up sends it."""
     port = free_port()
     store_flag = "--tracking-uri" if command == "ui" else "--backend-store-uri"
     extra = ["--workers", "1"] if command == "server" else []
@@ -109,7 +110,7 @@ def test_no_server_outlives_harness(command, signum, code, tmp_path, store_uri):
         wait_healthy(f"http://127.0.0.1:{port}", proc)
         tree = process_tree(proc.pid)
         assert len(tree) >= 3, tree  # mlflow server, uvicorn, the watchdog
-        os.kill(proc.pid, signum)
+        os.killpg(proc.pid, signum) if group else os.kill(proc.pid, signum)
         assert proc.wait(60) == code, (tmp_path / "harness.log").read_text()
         assert wait_until_gone(tree) == [], f"still running: {running(tree)}"
         with pytest.raises(urllib.error.URLError):
