@@ -25,8 +25,18 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"harness {version('harness')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up log lines.")):
+def main(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up log lines."),
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print harness's version and exit.")):
     """Transfer-learning sweeps with KerasTuner, tracked in MLflow."""
     if verbose:
         from harness import quiet

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import grpc
 from keras_tuner import synchronized
-from keras_tuner.src import protos
-from keras_tuner.src.distribute.oracle_chief import OracleServicer
-from keras_tuner.src.engine.trial import Trial, TrialStatus
+
+from harness.kt_internals import OracleServicer, Trial, TrialStatus, protos, retry_queue
 
 TOKEN_ENV = "HARNESS_ORACLE_TOKEN"  # a shared secret every worker must send the chief
 HEARTBEAT_SECONDS = 2.0  # how often a worker tells the chief it is still on its trial
@@ -26,7 +25,7 @@ def _create_or_wait(oracle, tuner_id: str) -> Trial:
     """keras-tuner tells a worker STOPPED once all trials are handed out; a trial still
     running elsewhere may yet come back for a retry, so keep the worker (IDLE) until then."""
     trial = oracle.create_trial(tuner_id)
-    if trial.status == TrialStatus.STOPPED and (oracle.ongoing_trials or oracle._retry_queue):
+    if trial.status == TrialStatus.STOPPED and (oracle.ongoing_trials or retry_queue(oracle)):
         oracle.tuner_ids.add(tuner_id)
         return Trial(oracle.get_space(), status=TrialStatus.IDLE)
     return trial
@@ -40,14 +39,14 @@ def _requeue(oracle, tuner_id: str) -> str | None:
     trial = oracle.ongoing_trials.pop(tuner_id, None)
     if trial is None:
         return None
-    oracle._retry_queue.append(trial.trial_id)
+    retry_queue(oracle).append(trial.trial_id)
     oracle.save()
     return trial.trial_id
 
 
 @synchronized
 def _finished(oracle) -> bool:
-    return not oracle.ongoing_trials and not oracle._retry_queue
+    return not oracle.ongoing_trials and not retry_queue(oracle)
 
 
 class Servicer(OracleServicer):

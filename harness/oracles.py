@@ -7,6 +7,7 @@ import math
 
 import keras_tuner as kt
 
+from harness import kt_internals
 from harness.config import SweepConfig
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
@@ -17,10 +18,10 @@ class DefaultsFirst:
     """Oracle mixin: the first candidate is the search space's defaults (the tutorial's
     configuration), so every sweep holds that reference point; then the oracle's own way."""
 
-    def _random_values(self):
+    def _random_values(self):  # kt_internals.RANDOM_VALUES: no public hook for the first candidate
         space = self.hyperparameters
         values = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
-        if not self._duplicate(values):
+        if not kt_internals.is_duplicate(self, values):
             return values
         return super()._random_values()
 
@@ -42,11 +43,10 @@ class HyperbandOracle(DefaultsFirst, kt.oracles.HyperbandOracle):
 
     def __init__(self, *, configurations: int, **kwargs):
         super().__init__(**kwargs)
-        brackets = range(self._get_num_brackets())
-        per_iteration = sum(self._get_size(b, 0) for b in brackets)
+        _, rounds = kt_internals.hyperband_shape(self)
+        per_iteration = sum(bracket[0] for bracket in rounds)  # new configurations: each bracket's first round
         self.hyperband_iterations = max(1, math.ceil(configurations / per_iteration))
-        trials = sum(self._get_size(b, r) for b in brackets for r in range(self._get_num_rounds(b)))
-        self.max_trials = self.hyperband_iterations * trials
+        self.max_trials = self.hyperband_iterations * sum(map(sum, rounds))
 
 
 def schedule_epochs(cfg: SweepConfig) -> int:

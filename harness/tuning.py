@@ -17,16 +17,14 @@ from harness import metrics, plots, winner
 from harness.callbacks import EpochLogger, KeepBestWeights, Validation
 from harness.config import SweepConfig
 from harness.errors import HarnessError, StoreError
+from harness.kt_internals import is_consecutive_failures_stop, quiet_failed_trials
 from harness.methods import class_probabilities, mean_loss
 from harness.oracles import continues, epoch_range, schedule_epochs
 from harness.oracles import make_oracle  # noqa: F401  sweep, worker, distributed import it from here
 from harness.seeding import seed_everything
 
-# keras-tuner prints a failed trial's traceback to the terminal when DEBUG is on (its default);
-# ours goes to the trial's run as traceback.txt, and the terminal gets one line per trial.
-from keras_tuner.src import config as _kt_config  # noqa: E402
-
-_kt_config.DEBUG = False
+# ours goes to the trial's run as traceback.txt, and the terminal gets one line per trial
+quiet_failed_trials()
 
 
 @dataclass
@@ -162,8 +160,8 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         self.reporter.trial_ended(record)
         try:
             super().on_trial_end(trial)
-        except RuntimeError as exc:  # the oracle's max_consecutive_failed_trials stop
-            if "consecutive failures" not in str(exc):
+        except RuntimeError as exc:
+            if not is_consecutive_failures_stop(exc):  # the oracle's max_consecutive_failed_trials stop
                 raise
             n = self.oracle.max_consecutive_failed_trials
             raise HarnessError(

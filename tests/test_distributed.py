@@ -230,8 +230,9 @@ def test_a_worker_killed_mid_trial_does_not_lose_the_sweep(tiny_data, store_uri,
     from mlflow import MlflowClient
 
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--max-trials", "6", "--epochs", "4")
+    client = MlflowClient(tracking_uri=store_uri)  # the store's tables first: not two processes migrating at once
+    client.search_experiments()
     launcher = processes.start("launcher", *args, "--workers", "2")
-    client = MlflowClient(tracking_uri=store_uri)
     victim = _running_child_with_pid(client, launcher, processes)
     os.kill(int(victim.data.tags["pid"]), signal.SIGKILL)
     processes.wait(launcher)
@@ -262,9 +263,10 @@ def test_workers_exit_by_themselves_when_the_chief_dies(tiny_data, store_uri, pr
 
     oracle = f"127.0.0.1:{_free_port()}"
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--max-trials", "30", "--epochs", "4")
+    client = MlflowClient(tracking_uri=store_uri)  # the store's tables first: not two processes migrating at once
+    client.search_experiments()
     chief = processes.start("chief", *args, "--role", "chief", "--oracle", oracle)
     worker = processes.start("worker", *args, "--role", "worker", "--oracle", oracle)
-    client = MlflowClient(tracking_uri=store_uri)
     _running_child_with_pid(client, worker, processes)
     chief.send_signal(signal.SIGKILL)
     try:
