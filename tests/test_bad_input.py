@@ -185,6 +185,7 @@ def _odd_images(root: Path) -> None:
         (root / split / ".DS_Store").write_bytes(b"\0\1\2")
 
 
+@pytest.mark.slow  # a sweep on every kind of image: CI's slow step
 def test_mixed_images_hidden_files_spaces_and_non_ascii_just_work(tmp_path):
     from mlflow import MlflowClient
 

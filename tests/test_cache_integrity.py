@@ -9,6 +9,7 @@ import os
 import signal
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -58,6 +59,7 @@ def test_the_fingerprint_reads_content_not_names_and_sizes(tmp_path):
     assert fingerprint(root, files) != before
 
 
+@pytest.mark.slow  # two sweeps: CI's slow step
 def test_a_photo_changed_in_place_is_a_cache_miss_and_a_new_sweep(tmp_path, store_uri, client, monkeypatch):
     root = write_synthetic(tmp_path / "photos", per_class=3, size=24)
     bmp = _with_a_bmp(root)
@@ -76,6 +78,7 @@ def test_a_photo_changed_in_place_is_a_cache_miss_and_a_new_sweep(tmp_path, stor
     assert new.data.tags["sweep_key"] != old.data.tags["sweep_key"]
 
 
+@pytest.mark.slow  # two sweeps: CI's slow step
 def test_a_full_disk_mid_write_leaves_no_entry_and_the_next_run_extracts_again(tiny_data, store_uri, client,
                                                                                monkeypatch):
     real, calls = os.posix_fallocate, []

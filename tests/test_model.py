@@ -285,6 +285,7 @@ def test_tflite_export_runs_on_real_pixels_like_the_keras_model(winners, tmp_pat
     assert "export/winner.tflite" in {a.path for a in client.list_artifacts(best, "export")}
 
 
+@pytest.mark.slow  # a SavedModel export and a TensorFlow load: CI's slow step (TFLite stays in the default suite)
 def test_saved_model_export_serves_the_same_probabilities(winners, tmp_path):
     import mlflow
     import tensorflow as tf

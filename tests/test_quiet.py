@@ -23,6 +23,7 @@ def _stderr(tmp_path, *flags: str, env: dict | None = None) -> list[str]:
     return [line for line in done.stderr.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # a TensorFlow start-up in a subprocess: CI's slow step
 def test_tensorflow_start_up_lines_are_hidden(tmp_path):
     quiet = _stderr(tmp_path)
     assert len(quiet) == 1 and quiet[0].startswith("error: no finished sweep"), quiet

@@ -94,6 +94,7 @@ def _interrupt_trial(monkeypatch, trial_id: str, signum: int):
     monkeypatch.setattr(TrackedTuner, "run_trial", run_trial)
 
 
+@pytest.mark.slow  # two sweeps: CI's slow step
 def test_sigterm_ends_runs_killed_and_the_sweep_resumes(tiny_data, store_uri, client, monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1")
     with monkeypatch.context() as patched:  # undone on exit; the test's own env and folder stay

@@ -89,6 +89,7 @@ def deleted(client, store_uri):
     return exp
 
 
+@pytest.mark.slow  # a sweep, then the store changed under it: CI's slow step
 def test_a_deleted_experiment_says_how_to_restore_it_or_pick_another(tiny_data, store_uri, client, deleted):
     before = _everything(client)
     line = _one_line(tiny_sweep_args("feature-extraction", tiny_data, store_uri),
