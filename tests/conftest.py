@@ -155,3 +155,18 @@ def started(tmp_path):
     procs = Started(tmp_path)
     yield procs
     procs.kill_all()
+
+
+def interrupt_trial(monkeypatch, trial_id: str, signum: int):
+    """A real signal to this process at the start of one trial (keras-tuner's run_trial)."""
+    from harness.tuning import TrackedTuner
+
+    real = TrackedTuner.run_trial
+
+    def run_trial(self, trial, *args, **kwargs):
+        if trial.trial_id == trial_id and not getattr(self, "_signalled", False):
+            self._signalled = True
+            os.kill(os.getpid(), signum)
+        return real(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(TrackedTuner, "run_trial", run_trial)

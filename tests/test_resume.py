@@ -11,7 +11,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from conftest import runs_of, tiny_sweep_args
+from conftest import interrupt_trial, runs_of, tiny_sweep_args
 from harness.cli import app
 
 runner = CliRunner()
@@ -79,26 +79,11 @@ def test_sigkill_then_the_same_command_resumes(tiny_data, store_uri, client, tmp
     assert len(children_after) == 3 + len(stale)
 
 
-def _interrupt_trial(monkeypatch, trial_id: str, signum: int):
-    """Deliver a real signal to this process in the middle of one trial's training."""
-    from harness.tuning import TrackedTuner
-
-    real = TrackedTuner.run_trial
-
-    def run_trial(self, trial, *args, **kwargs):
-        if trial.trial_id == trial_id and not getattr(self, "_signalled", False):
-            self._signalled = True
-            os.kill(os.getpid(), signum)
-        return real(self, trial, *args, **kwargs)
-
-    monkeypatch.setattr(TrackedTuner, "run_trial", run_trial)
-
-
 @pytest.mark.slow  # two sweeps: CI's slow step
 def test_sigterm_ends_runs_killed_and_the_sweep_resumes(tiny_data, store_uri, client, monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1")
     with monkeypatch.context() as patched:  # undone on exit; the test's own env and folder stay
-        _interrupt_trial(patched, "1", signal.SIGTERM)
+        interrupt_trial(patched, "1", signal.SIGTERM)
         result = runner.invoke(app, args)
     assert result.exit_code == 143, result.output
     assert "interrupted" in result.output and "Traceback" not in result.output
@@ -132,7 +117,7 @@ def test_ctrl_c_then_fresh_starts_a_new_sweep_beside_the_interrupted_one(tiny_da
                                                                           monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--epochs", "1", "--max-trials", "2")
     with monkeypatch.context() as patched:
-        _interrupt_trial(patched, "1", signal.SIGINT)
+        interrupt_trial(patched, "1", signal.SIGINT)
         result = runner.invoke(app, args)
     assert result.exit_code == 130 and "interrupted" in result.output
     (parent,), children = runs_of(client, "tiny")

@@ -10,7 +10,7 @@ import signal
 import pytest
 from typer.testing import CliRunner
 
-from conftest import runs_of, tiny_sweep_args
+from conftest import interrupt_trial, runs_of, tiny_sweep_args
 from harness.cli import app
 
 # slow marker: runs in CI's `pytest -m slow` step (.ci/run), keeping the default suite under 5 minutes
@@ -119,21 +119,6 @@ def test_hyperband_continues_the_best_of_a_round_from_its_saved_trial(swept):
     assert child.info.run_name.split(" · ")[1] in OUTPUTS["hyperband", "feature-extraction"]  # summary
 
 
-def _interrupt_trial(monkeypatch, trial_id: str, signum: int):
-    """A real signal to this process at the start of one trial."""
-    from harness.tuning import TrackedTuner
-
-    real = TrackedTuner.run_trial
-
-    def run_trial(self, trial, *args, **kwargs):
-        if trial.trial_id == trial_id and not getattr(self, "_signalled", False):
-            self._signalled = True
-            os.kill(os.getpid(), signum)
-        return real(self, trial, *args, **kwargs)
-
-    monkeypatch.setattr(TrackedTuner, "run_trial", run_trial)
-
-
 def _record_loads(monkeypatch, loaded: list) -> None:
     """(trial id, weights file) of every load_weights call made while a trial runs."""
     import keras
@@ -162,7 +147,7 @@ def _record_loads(monkeypatch, loaded: list) -> None:
 def test_an_interrupted_hyperband_sweep_resumes_its_continued_trial_from_saved_weights(
         tiny_data, store_uri, client, monkeypatch):
     args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--tuner", "hyperband", "--epochs", "3")
-    _interrupt_trial(monkeypatch, "3", signal.SIGTERM)  # trial 3 continues round 0's best
+    interrupt_trial(monkeypatch, "3", signal.SIGTERM)  # trial 3 continues round 0's best
     result = runner.invoke(app, args)
     assert result.exit_code == 143, result.output
     (parent,), children = runs_of(client, "tiny")
