@@ -30,8 +30,8 @@ def train(prepared_hm, data, units: int, dropout: float, lr: float, pooling: str
     """(best val accuracy, its test accuracy, seconds) of one head trained as a trial trains it."""
     import keras_tuner as kt
 
-    from harness.callbacks import KeepBestWeights
-    from harness.seeding import seed_everything
+    from harness.training._callbacks import KeepBestWeights
+    from harness.training._seeding import seed_everything
 
     hp = kt.HyperParameters()
     prepared_hm.poolings = (pooling,)
@@ -69,9 +69,9 @@ def main(argv=None) -> dict:
     p.add_argument("--head", nargs="+", default=["128,0.5,1e-4"], help="units,dropout,learning_rate")
     args = p.parse_args(argv)
 
-    from harness.config import SweepConfig, validate
-    from harness.data import scan
-    from harness.prepare import build_network, cached_features
+    from harness.config._settings import SweepConfig, validate
+    from harness.data._folders import scan
+    from harness.training._prepare import build_network, cached_features
 
     cfg = validate(SweepConfig(method="feature-extraction", data=args.data, backbone=args.backbone,
                                weights=args.weights, image_size=args.image_size, augment=True,
@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
 
 def _train_all(args, cfg, dataset, plain, views, report: dict) -> None:
     """Every (K, head, pooling, seed) run into report["runs"], written out after each."""
-    from harness.methods import FeatureExtraction, TrialData
+    from harness.training._methods import FeatureExtraction, TrialData
 
     labels = {s: p.labels for s, p in dataset.splits.items()}
     hm = FeatureExtraction(cfg.space, {args.image_size: plain.shape["top"]}, args.epochs, len(dataset.class_names))

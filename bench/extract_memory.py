@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = """
 import sys, time
-from harness.config import SweepConfig, validate
-from harness.data import scan
-from harness.sweep import build_network, cached_features
+from harness.config._settings import SweepConfig, validate
+from harness.data._folders import scan
+from harness.study._sweep import build_network, cached_features
 cfg = validate(SweepConfig(method="feature-extraction", data=sys.argv[1], backbone=sys.argv[2],
                            weights="none", image_size=int(sys.argv[3])))
 data = scan(cfg.data)
@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
     p.add_argument("--image-size", type=int, default=150)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     with tempfile.TemporaryDirectory(prefix="extract-memory-") as tmp:
         per_class = -(-args.images // 6)

@@ -32,7 +32,7 @@ def kernels(features: int, batch: int, units: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from harness.optimizers import FusedAdam
+    from harness.training._optimizers import FusedAdam
 
     x, delta = tf.random.normal((batch, features)), tf.random.normal((batch, units))
     w = keras.Variable(tf.random.normal((features, units)) * 0.01)

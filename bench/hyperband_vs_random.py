@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.config import SweepConfig, validate  # noqa: E402
-from harness.sweep import run_sweep  # noqa: E402
+from harness.config._settings import SweepConfig, validate  # noqa: E402
+from harness.study._sweep import run_sweep  # noqa: E402
 
 
 def stop_after(seconds: float) -> threading.Timer:

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from harness import hardware  # noqa: E402
-from harness.config import SweepConfig, validate  # noqa: E402
-from harness.sweep import run_sweep  # noqa: E402
+from harness.backbones import _precision as hardware  # noqa: E402
+from harness.config._settings import SweepConfig, validate  # noqa: E402
+from harness.study._sweep import run_sweep  # noqa: E402
 
 
 def matmul_gflops(dtype: str, n: int = 4096, seconds: float = 3.0) -> float:
@@ -71,7 +71,7 @@ def model_gflops(model) -> float:
 
 def backbone_rate(backbone: str, size: int, precision: str, images: int = 192, batch: int = 32) -> dict:
     """Images/s of the frozen base's forward pass on in-memory batches (compute only, no decoding)."""
-    from harness import backbones
+    from harness.backbones import _registry as backbones
 
     with hardware.dtype_policy(precision):
         base = backbones.build_base(backbone, size, "none")

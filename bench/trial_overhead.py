@@ -98,7 +98,7 @@ def scoring_seconds(data, top_shape, n_classes: int, units: int, epochs: int) ->
     """(wall, CPU) of epochs + 1 forward passes of a head of `units` over the validation rows."""
     import tensorflow as tf
 
-    from harness.methods import make_head
+    from harness.training._methods import make_head
 
     model = make_head(top_shape, units, 0.0, n_classes)
     x_val = tf.constant(data.arrays["top"]["validation"], dtype="float32")
@@ -110,11 +110,11 @@ def child(args) -> dict:
     """One side: run the sweep with the harness in args.src, then measure the kernels."""
     sys.path.insert(0, str(Path(args.src).resolve()))
     import harness
-    from harness import tuning
-    from harness.config import SweepConfig, validate
-    from harness.data import scan
+    from harness.tuning import _tuner as tuning
+    from harness.config._settings import SweepConfig, validate
+    from harness.data._folders import scan
     from harness.progress import NullReporter
-    from harness.sweep import prepare, run_sweep
+    from harness.study._sweep import prepare, run_sweep
 
     log: dict = {}
     _timed_hooks(tuning, log)
@@ -181,7 +181,7 @@ def main(argv=None) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="trial-overhead-") as tmp:
         if not args.data:
-            from harness.data import write_synthetic
+            from harness.data._folders import write_synthetic
 
             args.tiny = str(write_synthetic(Path(tmp) / "tiny", per_class=6, size=40))
         cache = os.environ.get("HARNESS_CACHE_DIR") or str(Path(tmp) / "cache")

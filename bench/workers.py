@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=40)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -2,7 +2,7 @@
 
 import os
 
-from harness import quiet
+from harness import _quiet as quiet
 
 # Before TensorFlow is first imported: keep its C++ start-up chatter off the terminal.
 quiet.install()

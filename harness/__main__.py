@@ -1,5 +1,5 @@
 """`python -m harness` runs the CLI."""
 
-from harness.cli import app
+from harness.cli._commands import app
 
 app()

@@ -18,7 +18,7 @@ SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_imagenet_no_top.weights
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """6 images per class and split, 40x40 JPEGs: enough to exercise every code path."""
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     return write_synthetic(tmp_path_factory.mktemp("data") / "tiny", per_class=6, size=40)
 
@@ -159,7 +159,7 @@ def started(tmp_path):
 
 def interrupt_trial(monkeypatch, trial_id: str, signum: int):
     """A real signal to this process at the start of one trial (keras-tuner's run_trial)."""
-    from harness.tuning import TrackedTuner
+    from harness.tuning._tuner import TrackedTuner
 
     real = TrackedTuner.run_trial
 

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness import config
-from harness.cli import app
+from harness.config import _settings as config
+from harness.cli._commands import app
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]

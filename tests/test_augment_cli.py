@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 SWEEP_FILE = """
@@ -41,8 +41,8 @@ def test_augmented_sweep_searches_image_size_and_pooling(tiny_data, store_uri, c
                                                           epochs_logged):
     import mlflow
 
-    from harness import features
-    from harness.data import image_dataset, scan
+    from harness.training import _feature_cache as features
+    from harness.data._folders import image_dataset, scan
 
     sweep_file = tmp_path / "augment.toml"
     sweep_file.write_text(f'method = "{method}"\n{SWEEP_FILE}')

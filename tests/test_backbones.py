@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from harness import backbones
+from harness.backbones import _registry as backbones
 from harness.errors import HarnessError
 
 
@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 def test_preprocessing_layers_give_exactly_the_numbers_of_keras_applications(mode, reference, precision):
     """Bit for bit, on random (fractional, as after resizing) and whole pixels, in a model built
     under either pass precision; and only standard Keras layers."""
-    from harness.hardware import dtype_policy
+    from harness.backbones._precision import dtype_policy
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(0, 255, (16, 8, 8, 3)), rng.integers(0, 256, (16, 8, 8, 3))]).astype("float32")

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_sweep_args
-from harness.cli import app
-from harness.data import write_synthetic
+from harness.cli._commands import app
+from harness.data._folders import write_synthetic
 
 runner = CliRunner()
 
@@ -124,7 +124,7 @@ def test_unknown_backbone_flag(data, seeded):
 
 
 def test_weights_file_for_another_backbone(data, seeded, tmp_path):
-    from harness.backbones import build_base
+    from harness.backbones._registry import build_base
 
     path = tmp_path / "vgg16.weights.h5"
     build_base("vgg16", 32, "none").save_weights(path)

@@ -14,9 +14,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness import features
-from harness.cli import app
-from harness.data import fingerprint, scan, write_synthetic
+from harness.training import _feature_cache as features
+from harness.cli._commands import app
+from harness.data._folders import fingerprint, scan, write_synthetic
 
 runner = CliRunner()
 
@@ -39,7 +39,7 @@ def _repaint(bmp) -> None:
 
 
 def _interrupt_first_trial(patch):
-    from harness.tuning import TrackedTuner
+    from harness.tuning._tuner import TrackedTuner
 
     real = TrackedTuner.run_trial
 
@@ -109,8 +109,8 @@ def test_a_full_disk_mid_write_leaves_no_entry_and_the_next_run_extracts_again(t
 
 
 def test_an_entry_cut_short_is_extracted_again(tiny_data):
-    from harness.config import SweepConfig
-    from harness.sweep import build_network, cached_features
+    from harness.config._settings import SweepConfig
+    from harness.study._sweep import build_network, cached_features
 
     cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32,
                       batch_size=5, precision="float32")

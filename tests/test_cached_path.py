@@ -5,9 +5,9 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from harness.config import SweepConfig, SearchSpace
-from harness.methods import FineTune
-from harness.sweep import build_network
+from harness.config._settings import SweepConfig, SearchSpace
+from harness.training._methods import FineTune
+from harness.study._sweep import build_network
 
 
 @pytest.mark.parametrize("backbone, size", [("vgg16", 48), ("mobilenet_v2", 64)])
@@ -40,7 +40,7 @@ def test_fresh_augmentation_runs_the_full_network_and_says_so(tiny_data, store_u
     from typer.testing import CliRunner
 
     from conftest import runs_of, tiny_sweep_args
-    from harness.cli import app
+    from harness.cli._commands import app
 
     sweep_file = tmp_path / "augment.toml"
     sweep_file.write_text('method = "fine-tune"\naugment = true\naugment_views = 0\n')
@@ -57,8 +57,8 @@ def test_fresh_augmentation_runs_the_full_network_and_says_so(tiny_data, store_u
 
 
 def test_cached_feature_pipeline_reshuffles_train_and_keeps_other_splits_in_order():
-    from harness.methods import TrialData
-    from harness.seeding import seed_everything
+    from harness.training._methods import TrialData
+    from harness.training._seeding import seed_everything
 
     n = 10
     rows = np.arange(n, dtype="float32")[:, None] * np.ones((1, 3), "float32")  # row i holds i

@@ -10,7 +10,7 @@ from scipy.stats import binomtest
 from typer.testing import CliRunner
 
 from conftest import tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 # CI's slow step (.ci/run) runs these; the default suite compares in tests/test_multiclass.py
@@ -25,7 +25,7 @@ def store(tmp_path_factory):
 
     from mlflow import MlflowClient
 
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     root = tmp_path_factory.mktemp("compare")
     old = os.environ.get("HARNESS_CACHE_DIR")
@@ -117,7 +117,7 @@ def test_compare_skips_unfinished_sweeps_and_comparisons(store):
 def test_winner_is_a_whole_image_network_that_reproduces_its_test_accuracy(store, method):
     import mlflow
 
-    from harness.data import image_dataset, scan
+    from harness.data._folders import image_dataset, scan
 
     client, uri, data, _ = store
     _, sweeps = _sweeps(client)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness import config
+from harness.config import _settings as config
 from harness.errors import HarnessError
 
 @pytest.mark.parametrize("method", config.METHODS)

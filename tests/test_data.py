@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.data import SPLITS, TUTORIAL_CLASSES, image_dataset, prepare, scan, write_synthetic
+from harness.data._folders import SPLITS, TUTORIAL_CLASSES, image_dataset, prepare, scan, write_synthetic
 from harness.errors import HarnessError
 
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.data import SPLITS, synthetic_classes, write_synthetic
+from harness.cli._commands import app
+from harness.data._folders import SPLITS, synthetic_classes, write_synthetic
 
 runner = CliRunner()
 SIZES = {"iris": 20, "lotus": 10, "poppy": 7}  # images per class of the unsplit source
@@ -79,7 +79,7 @@ def test_split_hard_links_where_it_can_and_copies_otherwise(tmp_path, monkeypatc
     def refuse(*args, **kwargs):  # as on another device
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr("harness.splitting.os.link", refuse)
+    monkeypatch.setattr("harness.data._split.os.link", refuse)
     result = _split(src, tmp_path / "copied")
     assert "(copies)" in result.output
     copied = tmp_path / "copied" / "train" / "iris" / linked.name

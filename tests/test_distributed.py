@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 PROCESS_TIMEOUT = 600
 
@@ -28,8 +28,8 @@ PROCESS_TIMEOUT = 600
 def chief(tmp_path, monkeypatch):
     import keras_tuner as kt
 
-    from harness import oracle_service
-    from harness.oracle_service import Chief
+    from harness.distributed import _oracle_service as oracle_service
+    from harness.distributed._oracle_service import Chief
 
     monkeypatch.setattr(oracle_service, "IDLE_WAIT", 0.0)
     oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=2, seed=1)
@@ -100,7 +100,7 @@ def test_an_idle_worker_is_kept_while_a_trial_may_come_back(chief):
 
 
 def test_worker_env_splits_cores_and_gpus():
-    from harness.distributed import worker_env
+    from harness.distributed._chief import worker_env
 
     envs = [worker_env(i, 2, [0, 1, 2, 3], ["0", "1"]) for i in range(2)]
     assert [e["HARNESS_CPUS"] for e in envs] == ["0,2", "1,3"]
@@ -283,7 +283,7 @@ def test_the_chief_turns_away_calls_without_its_token(chief, monkeypatch):
     import grpc
     from keras_tuner.src import protos
 
-    from harness.oracle_service import Chief, token_metadata
+    from harness.distributed._oracle_service import Chief, token_metadata
 
     secured = Chief(chief.oracle, "127.0.0.1:0", token="s3cret-token").start()
     try:
@@ -318,9 +318,9 @@ def test_a_chief_on_the_network_prints_one_warning_line(tmp_path, store_uri, mon
 def test_a_worker_without_the_chiefs_token_is_turned_away_with_one_line(tiny_data, store_uri, client, monkeypatch):
     import keras_tuner as kt
 
-    from harness import config
-    from harness.data import scan
-    from harness.oracle_service import Chief
+    from harness.config import _settings as config
+    from harness.data._folders import scan
+    from harness.distributed._oracle_service import Chief
 
     cfg = config.parse({"data": str(tiny_data), "weights": "none", "image_size": 32, "epochs": 1,
                         "max_trials": 1, "backbone": "vgg16"}, "feature-extraction")

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 
@@ -16,7 +16,7 @@ def _traceback(client, run_id: str) -> str:
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tiny_data, store_uri, client, monkeypatch):
-    from harness.tuning import TrackedTuner
+    from harness.tuning._tuner import TrackedTuner
 
     real = TrackedTuner.run_trial
 

@@ -4,7 +4,7 @@ behave as harness assumes: a keras-tuner upgrade that breaks one fails here, by 
 import keras_tuner as kt
 import pytest
 
-from harness import kt_internals
+from harness.tuning import _kt_internals as kt_internals
 
 
 def _random_oracle(**kwargs):

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 NAME = "tiny-winner"
@@ -60,7 +60,7 @@ def _mobilenet_weights(path: Path) -> str:
     and the network becomes too ill-conditioned to compare two runtimes' kernels."""
     import keras
 
-    from harness.backbones import build_base
+    from harness.backbones._registry import build_base
 
     base = build_base("mobilenet_v2", SIZE, "none")
     for layer in base.layers:
@@ -80,7 +80,7 @@ def winners(tmp_path_factory):
     import keras
     from mlflow import MlflowClient
 
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     root = tmp_path_factory.mktemp("model")
     old = os.environ.get("HARNESS_CACHE_DIR")

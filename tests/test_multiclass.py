@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 METHODS = ("feature-extraction", "fine-tune")
@@ -22,7 +22,7 @@ def three(tmp_path_factory):
 
     from mlflow import MlflowClient
 
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     root = tmp_path_factory.mktemp("three")
     old = os.environ.get("HARNESS_CACHE_DIR")

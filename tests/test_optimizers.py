@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from harness.optimizers import FusedAdam, FusedRMSprop
+from harness.training._optimizers import FusedAdam, FusedRMSprop
 
 
 def _train(optimizer) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import interrupt_trial, runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 TIMEOUT = 240
@@ -133,10 +133,10 @@ def test_sweep_key_is_the_resolved_configuration_not_the_path(tmp_path):
     import dataclasses
     import shutil
 
-    from harness import config
-    from harness.backbones import build_base
-    from harness.data import scan, write_synthetic
-    from harness.resume import sweep_key
+    from harness.config import _settings as config
+    from harness.backbones._registry import build_base
+    from harness.data._folders import scan, write_synthetic
+    from harness.tuning._resume import sweep_key
 
     data = write_synthetic(tmp_path / "a" / "photos", per_class=2, size=16)
     copy = shutil.copytree(data, tmp_path / "b" / "photos")

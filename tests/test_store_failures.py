@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import free_port, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 
@@ -117,7 +117,7 @@ def test_an_experiment_name_mlflow_refuses_is_caught_before_anything_runs(tiny_d
 
 def test_registered_model_names_are_checked_as_mlflow_would():
     from harness.errors import HarnessError
-    from harness.store_errors import check_registered_model_name
+    from harness.tracking._errors import check_registered_model_name
 
     check_registered_model_name("cats-vs-dogs winner")
     for bad, text in (("a/b", "'/' or ':'"), ("a:b", "'/' or ':'"), ("", "empty"), ("..", "file paths"),
@@ -131,9 +131,9 @@ def test_a_store_that_went_away_is_waited_for_then_given_up_on(monkeypatch):
     import requests
 
     from harness.errors import StoreUnavailable
-    from harness.store_errors import Patience
+    from harness.tracking._errors import Patience
 
-    monkeypatch.setattr("harness.store_errors.time.sleep", lambda s: None)
+    monkeypatch.setattr("harness.tracking._errors.time.sleep", lambda s: None)
     heard, failures = [], iter([True, True, False])
 
     def request():
@@ -169,7 +169,7 @@ def test_a_server_that_refuses_names_the_variables_or_flag_to_fix(status, body, 
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, UNAUTHENTICATED
 
-    from harness.store_errors import classify
+    from harness.tracking._errors import classify
 
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)

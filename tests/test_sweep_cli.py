@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 EPOCH_CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -24,7 +24,7 @@ def swept(tmp_path_factory):
     """One FE and one FT sweep into one store (module-scoped: they are the slow part)."""
     import os
 
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     root = tmp_path_factory.mktemp("swept")
     old = {k: os.environ.get(k) for k in ("HARNESS_CACHE_DIR",)}

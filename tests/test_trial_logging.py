@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 runner = CliRunner()
 
@@ -22,10 +22,10 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """Cached tiny features and each method's hypermodel, as a sweep prepares them."""
-    from harness import config
-    from harness.data import scan, write_synthetic
+    from harness.config import _settings as config
+    from harness.data._folders import scan, write_synthetic
     from harness.progress import NullReporter
-    from harness.sweep import prepare
+    from harness.study._sweep import prepare
 
     root = tmp_path_factory.mktemp("trial")
     old = os.environ.get("HARNESS_CACHE_DIR")
@@ -64,7 +64,7 @@ class _KerasEvaluate(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("method", ["feature-extraction", "fine-tune"])
 def test_validation_scores_are_what_keras_evaluate_reports(prepared, method):
-    from harness.callbacks import Validation
+    from harness.training._callbacks import Validation
 
     p = prepared[method]
     hp = _defaults(p.hypermodel)
@@ -106,15 +106,15 @@ def test_fine_tuning_trains_the_requested_part_of_its_two_phase_schedule(prepare
 
 
 def test_steps_per_execution_divides_the_epoch():
-    from harness.methods import steps_per_execution
+    from harness.training._methods import steps_per_execution
 
     assert [steps_per_execution(n) for n in (1, 12, 32, 64, 100, 37)] == [1, 12, 32, 32, 25, 1]
 
 
 @pytest.mark.parametrize("rows, batch", [(37 * 4, 4), (100 * 4 - 3, 4), (12, 64)])
 def test_an_endless_train_pipeline_still_trains_exactly_one_pass_per_epoch(rows, batch):
-    from harness.methods import FeatureExtraction, TrialData
-    from harness.config import SearchSpace
+    from harness.training._methods import FeatureExtraction, TrialData
+    from harness.config._settings import SearchSpace
 
     rng = np.random.default_rng(0)
     arrays = {"top": {s: rng.normal(size=(rows, 2, 2, 3)).astype("float32") for s in ("train", "validation")}}
@@ -131,7 +131,7 @@ def test_an_endless_train_pipeline_still_trains_exactly_one_pass_per_epoch(rows,
 
 def test_metrics_logged_before_an_interruption_are_in_the_killed_run(tiny_data, store_uri, client, monkeypatch):
     """A SIGTERM in the middle of a trial ends its run KILLED with every epoch it had logged."""
-    from harness.callbacks import EpochLogger
+    from harness.training._callbacks import EpochLogger
 
     real = EpochLogger.on_epoch_end
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import interrupt_trial, runs_of, tiny_sweep_args
-from harness.cli import app
+from harness.cli._commands import app
 
 # slow marker: runs in CI's `pytest -m slow` step (.ci/run), keeping the default suite under 5 minutes
 pytestmark = pytest.mark.slow  # six sweeps, one per tuner and method
@@ -32,7 +32,7 @@ def swept(tmp_path_factory):
     """One sweep per tuner and method into one store (module-scoped: they are the slow part)."""
     from mlflow import MlflowClient
 
-    from harness.data import write_synthetic
+    from harness.data._folders import write_synthetic
 
     root = tmp_path_factory.mktemp("tuners")
     old = os.environ.get("HARNESS_CACHE_DIR")
@@ -123,7 +123,7 @@ def _record_loads(monkeypatch, loaded: list) -> None:
     """(trial id, weights file) of every load_weights call made while a trial runs."""
     import keras
 
-    from harness.tuning import TrackedTuner
+    from harness.tuning._tuner import TrackedTuner
 
     real_run, real_load = TrackedTuner.run_trial, keras.Model.load_weights
     current = []
@@ -185,8 +185,8 @@ def test_the_hyperband_winner_is_an_image_network_that_reproduces_its_logged_pre
     import mlflow
     import numpy as np
 
-    import harness.backbones  # noqa: F401  registers the Preprocess layer for loading
-    from harness.data import image_dataset, scan
+    import harness.backbones._registry  # noqa: F401  registers the Preprocess layer for loading
+    from harness.data._folders import image_dataset, scan
 
     (parent,), _ = runs_of(swept, f"hyperband-{method}")
     best = swept.get_run(parent.data.tags["best_run_id"])

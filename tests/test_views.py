@@ -7,8 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from harness import augment, views
-from harness.config import Augmentation, SweepConfig
+from harness.data import _augment as augment
+from harness.data import _views as views
+from harness.config._settings import Augmentation, SweepConfig
 
 
 def test_every_view_is_used_once_before_any_repeats_in_a_seeded_order():
@@ -33,8 +34,8 @@ def test_fit_trains_each_epoch_on_that_epochs_rows():
     """The schedule reaches Keras' fit (32 steps per execution, a last partial batch): row r holds r."""
     import tensorflow as tf
 
-    from harness.methods import TrialData
-    from harness.seeding import seed_everything
+    from harness.training._methods import TrialData
+    from harness.training._seeding import seed_everything
 
     n, k, batch = 10, 3, 4
 
@@ -83,8 +84,8 @@ def test_a_view_is_the_same_image_whatever_batch_computes_it():
 
 
 def test_cache_key_changes_with_the_augmentation_settings_views_and_seed(tiny_data):
-    from harness.data import scan
-    from harness.prepare import _feature_key, build_network
+    from harness.data._folders import scan
+    from harness.training._prepare import _feature_key, build_network
 
     dataset = scan(tiny_data)
     cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32,
@@ -109,8 +110,8 @@ def test_cached_views_are_the_backbone_on_the_views_the_naive_path_replays(tiny_
     """Row image * K + view of the cache is the frozen base on that view, as the naive path makes it."""
     import tensorflow as tf
 
-    from harness.data import scan
-    from harness.prepare import _replay, build_network, cached_features
+    from harness.data._folders import scan
+    from harness.training._prepare import _replay, build_network, cached_features
 
     dataset = scan(tiny_data)
     cfg = SweepConfig(method="fine-tune", data=str(tiny_data), weights="none", image_size=32, precision="float32",
@@ -131,10 +132,10 @@ def _curves(cfg, use_cache: bool) -> dict[str, np.ndarray]:
     """Per-epoch curves of the search space's default trial, trained as a trial trains (no tuner)."""
     import keras_tuner as kt
 
-    from harness.data import scan
-    from harness.prepare import prepare
+    from harness.data._folders import scan
+    from harness.training._prepare import prepare
     from harness.progress import NullReporter
-    from harness.seeding import seed_everything
+    from harness.training._seeding import seed_everything
 
     seed_everything(cfg.seed)  # as run_sweep: the random-weight base is the same in every call
     prepared = prepare(cfg, scan(cfg.data), NullReporter(), use_cache=use_cache)
