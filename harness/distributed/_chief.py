@@ -21,9 +21,10 @@ from harness.progress import NullReporter
 from harness.training._seeding import seed_everything
 from harness.servers._servers import start_background_server
 from harness.study._sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir, warn_about_data
-from harness.tracking._tracker import Tracker, resolve_store
+from harness.tracking import Tracker, resolve_store
 from harness.tuning._tuner import (TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle, public_values,
                             trial_name)
+from harness.tracking import experiments, reading, runs
 
 DONE_GRACE = 15.0  # after the last trial, how long idle workers get to hear "stop"
 
@@ -158,11 +159,11 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
     tracker = Tracker(store, reporter.store_waiting)
-    tracker.find_experiment(cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
+    experiments.find(tracker, cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # leave GPU memory to the workers
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter)
-    experiment_id = tracker.experiment_id(cfg.experiment_name)
+    experiment_id = experiments.ensure(tracker, cfg.experiment_name)
     oracle = make_oracle(cfg)
     oracle.verbose = 0  # progress is ours (the reporter), not the oracle's printout
     # Local workers get a token of their own, so no other process on this machine can ask for trials.
@@ -170,14 +171,14 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
     chief = Chief(oracle, address, worker_timeout, token)
     name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
     tags = sweep_tags(cfg, dataset, prepared)
-    parent = tracker.start_run(experiment_id, name, tags)
+    parent = runs.start(tracker, experiment_id, name, tags)
     local, server = None, None
     try:
         _open_parent(tracker, parent, cfg, prepared, workers, oracle, experiment_id)
         chief.start()
         # Workers look the parent up by these tags: set them once the sweep is ready to serve.
         tags.update(distributed="true", oracle_port=str(chief.port), oracle_host=address.rpartition(":")[0])
-        tracker.set_tags(parent, tags)
+        runs.set_tags(tracker, parent, tags)
         reporter.sweep_started(cfg, name)
         if workers:
             logs = tuner_dir(store) / parent / "logs"
@@ -194,9 +195,9 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
         _end_leftovers(tracker, parent)  # e.g. a worker lost for silence that never came back
         records, best = _record_best(tracker, parent, oracle, cfg.method)
         seconds = time.perf_counter() - start
-        tracker.log_metrics(parent, {"sweep_seconds": seconds,
+        runs.log_metrics(tracker, parent, {"sweep_seconds": seconds,
                                      "trials_finished": sum(r.status == "FINISHED" for r in records)})
-        tracker.end_run(parent, "FINISHED")
+        tracker.client.set_terminated(parent, "FINISHED")
     except BaseException as exc:
         _abort(tracker, parent, chief, local, isinstance(exc, KeyboardInterrupt))
         raise
@@ -210,10 +211,10 @@ def run_chief(cfg: SweepConfig, tracking_uri: str | None, address: str, workers:
 def _open_parent(tracker: Tracker, parent: str, cfg: SweepConfig, prepared, workers: int, oracle,
                  experiment_id: str) -> None:
     """The parent's params and config (workers run this config), and the oracle's search space."""
-    tracker.log_params(parent, {**fixed_params_of(cfg, prepared), "max_trials": cfg.max_trials,
+    runs.log_params(tracker, parent, {**fixed_params_of(cfg, prepared), "max_trials": cfg.max_trials,
                                 "workers": workers})
-    tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
-    tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
+    tracker.client.log_dict(parent, cfg.to_dict(), "sweep_config.json")
+    runs.log_metrics(tracker, parent, {"extraction_seconds": prepared.extraction_seconds,
                                  "cache_hit": float(prepared.cache_hit)})
     TrackedTuner(oracle, prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
                  parent_id=parent, fixed_params={}, reporter=NullReporter(),  # builds the space, runs nothing
@@ -226,19 +227,19 @@ def _abort(tracker: Tracker, parent: str, chief: Chief, local: Workers | None, i
         local.stop()
     chief.stop()
     _end_leftovers(tracker, parent)
-    tracker.end_run(parent, "KILLED" if interrupted else "FAILED")
+    tracker.client.set_terminated(parent, "KILLED" if interrupted else "FAILED")
 
 
 def _end_leftovers(tracker: Tracker, parent: str) -> None:
-    for child in tracker.children(parent):
+    for child in reading.children(tracker, parent):
         if child.status == "RUNNING":
-            tracker.end_run(child.run_id, "KILLED")
+            tracker.client.set_terminated(child.run_id, "KILLED")
 
 
 def _record_best(tracker: Tracker, parent: str, oracle, method: str) -> tuple[list[TrialRecord], TrialRecord | None]:
     """The trials as their FINISHED child runs report them; the best by the oracle's
     ranking on validation accuracy (test accuracy is reported, never used to choose)."""
-    children = {c.tags.get("trial_id"): c for c in tracker.children(parent) if c.status == "FINISHED"}
+    children = {c.tags.get("trial_id"): c for c in reading.children(tracker, parent) if c.status == "FINISHED"}
     records = []
     for trial_id in oracle.end_order:
         child = children.get(trial_id)
@@ -250,11 +251,11 @@ def _record_best(tracker: Tracker, parent: str, oracle, method: str) -> tuple[li
     best_trials = oracle.get_best_trials(1)
     best = next((r for r in records if best_trials and r.trial_id == best_trials[0].trial_id and r.run_id), None)
     if best is not None:
-        tracker.set_tags(parent, {"best_trial_id": best.trial_id, "best_run_id": best.run_id,
+        runs.set_tags(tracker, parent, {"best_trial_id": best.trial_id, "best_run_id": best.run_id,
                                   **{f"best.{k}": v for k, v in best.hyperparameters.items()}})
         metrics = {"best_val_accuracy": best.val_accuracy}
         if not math.isnan(best.test_accuracy):
             metrics["best_test_accuracy"] = best.test_accuracy
-        tracker.log_metrics(parent, metrics)
+        runs.log_metrics(tracker, parent, metrics)
         log_confusion_matrix(tracker, best.run_id, f"{best.name} · test split")
     return records, best

@@ -18,8 +18,9 @@ from harness.errors import HarnessError
 from harness.distributed._oracle_service import HEARTBEAT_SECONDS, TOKEN_ENV, token_metadata
 from harness.progress import NullReporter
 from harness.training._seeding import seed_everything
-from harness.tracking._tracker import Tracker, resolve_store
+from harness.tracking import Tracker, resolve_store
 from harness.tuning._tuner import TrackedTuner, make_oracle
+from harness.tracking import reading, runs
 
 LOST_CHIEF_SECONDS = 30.0  # once connected, this long without an answer means the chief is gone
 
@@ -90,9 +91,9 @@ class WorkerTuner(TrackedTuner):
 
     def on_trial_begin(self, trial):
         # A trial handed out again (its first worker died) may have left a RUNNING child.
-        self.tracker.end_running_children(None, self.parent_id, "KILLED", trial.trial_id)
+        runs.end_running_children(self.tracker, None, self.parent_id, "KILLED", trial.trial_id)
         super().on_trial_begin(trial)
-        self.tracker.set_tags(self.records[trial.trial_id].run_id, {
+        runs.set_tags(self.tracker, self.records[trial.trial_id].run_id, {
             "tuner_id": self.tuner_id, "host": socket.gethostname(), "pid": os.getpid()})
         self._beating = threading.Event()
         threading.Thread(target=self._heartbeat, args=(trial.trial_id, self._beating), daemon=True).start()
@@ -123,7 +124,7 @@ def _find_parent(tracker: Tracker, cfg: SweepConfig, port: int, wait: float) -> 
     """The chief's RUNNING parent run for this oracle port (the chief may still be starting)."""
     deadline = time.monotonic() + wait
     while True:
-        found = tracker.find_distributed_sweeps(cfg.experiment_name, port)
+        found = reading.find_distributed_sweeps(tracker, cfg.experiment_name, port)
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
@@ -138,10 +139,10 @@ def _find_parent(tracker: Tracker, cfg: SweepConfig, port: int, wait: float) -> 
 
 def _sweep_config(tracker: Tracker, parent: str, local: SweepConfig) -> SweepConfig:
     """The chief's config, so every worker runs the same sweep; only the data path is local."""
-    table = tracker.load_json(parent, "sweep_config.json")
+    table = reading.load_json(tracker, parent, "sweep_config.json")
     table.update(data=local.data)
     cfg = config.validate(config.parse(table, local.method))
-    expected = tracker.run_tags(parent).get("data_fingerprint")
+    expected = tracker.client.get_run(parent).data.tags.get("data_fingerprint")
     if expected and scan(cfg.data).fingerprint != expected:
         raise HarnessError(f"data folder {cfg.data} differs from the chief's (fingerprint {expected})")
     return cfg
@@ -167,7 +168,7 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     scratch = tempfile.TemporaryDirectory(prefix="harness-worker-")  # the oracle's state is the chief's
     tuner = WorkerTuner(  # keras-tuner sees the env and wraps the oracle in its OracleClient
         make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker,
-        experiment_id=tracker.run_experiment(parent), parent_id=parent,
+        experiment_id=tracker.client.get_run(parent).info.experiment_id, parent_id=parent,
         fixed_params=fixed_params_of(cfg, prepared),
         reporter=reporter, directory=scratch.name, project_name=tuner_id, overwrite=True)
     tuner.oracle.stub = _Deadlines(tuner.oracle.stub, connect_timeout, os.environ.get(TOKEN_ENV) or None)
@@ -198,5 +199,5 @@ def _end_running(tracker: Tracker, tuner: WorkerTuner) -> None:
     """The trial this worker was on ends KILLED; the chief hands it out again."""
     for record in tuner.records.values():
         if record.status == "RUNNING":
-            tracker.end_run(record.run_id, "KILLED")
+            tracker.client.set_terminated(record.run_id, "KILLED")
             record.status = "KILLED"

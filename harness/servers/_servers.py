@@ -263,7 +263,7 @@ def start_background_server(store_uri: str, artifact_root: str | None, log_path:
 def ui_plan(tracking_uri: str | None, port: int) -> ServerPlan:
     """`harness ui`: MLflow's own server on loopback with one worker (starts in seconds). A
     tracking server serves its own UI: then the plan is only its address (remote)."""
-    from harness.tracking._tracker import Tracker, resolve_store
+    from harness.tracking import Tracker, resolve_store
 
     from harness.tracking._ui_views import prepare_views
 
@@ -287,7 +287,7 @@ def tracking_server_plan(backend_store_uri: str | None, host: str, port: int, ar
     """`harness server`: basic auth on unless bound to loopback (`auth` True/False overrides),
     Host headers limited to this machine's names plus `extra_hosts`, artifacts proxied."""
     from harness.servers import _auth as server_auth
-    from harness.tracking._tracker import Tracker, resolve_store
+    from harness.tracking import Tracker, resolve_store
 
     store = resolve_store(backend_store_uri)
     if store.uri.startswith(("http://", "https://")):

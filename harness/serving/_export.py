@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.tracking import models
 
 FORMATS = ("saved_model", "tflite")
 ARTIFACT_FOLDER = "export"
@@ -31,7 +32,7 @@ def export(source: str, fmt: str, out: Path, log: bool = False, tracking_uri: st
     """Write the winner of `source` (a sweep's or trial's run id, or any MLflow model URI) to `out`
     in `fmt`; with `log`, also log it as an artifact of the run that logged the model."""
     from harness.serving._predict import load_winner
-    from harness.tracking._tracker import Tracker, resolve_store
+    from harness.tracking import Tracker, resolve_store
 
     if fmt not in FORMATS:
         raise HarnessError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
@@ -52,7 +53,7 @@ def export(source: str, fmt: str, out: Path, log: bool = False, tracking_uri: st
     if log:
         if not loaded.run_id:
             raise HarnessError(f"model {loaded.uri} names no run to log the export to")
-        Tracker(resolve_store(tracking_uri)).log_path(loaded.run_id, out, ARTIFACT_FOLDER)
+        models.log_path(Tracker(resolve_store(tracking_uri)), loaded.run_id, out, ARTIFACT_FOLDER)
         logged = f"runs:/{loaded.run_id}/{ARTIFACT_FOLDER}/{out.name}"
     return Exported(out, fmt, _size(out), loaded.uri, logged)
 

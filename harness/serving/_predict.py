@@ -11,7 +11,8 @@ import numpy as np
 from harness.data._folders import IMAGE_SUFFIXES
 from harness.errors import HarnessError
 from harness.training._methods import class_probabilities
-from harness.tracking._tracker import LoadedModel, Tracker, load_keras_model, resolve_store
+from harness.tracking import LoadedModel, Tracker, load_keras_model, resolve_store
+from harness.tracking import reading
 
 SWEEP_FILTER = "tags.sweep = 'true' and attributes.status = 'FINISHED'"
 BATCH = 32  # photos decoded and predicted at a time, so a large folder needs little memory
@@ -35,9 +36,9 @@ class Predictions:
 def model_uri(tracker: Tracker, run_id: str | None) -> str:
     """The model URI of the given sweep's or trial's run, else of the latest finished sweep's best."""
     if run_id:
-        run = tracker.get(run_id)
+        run = reading.get(tracker, run_id)
     else:
-        sweeps = [r for r in tracker.search(None, SWEEP_FILTER) if "best_model_uri" in r.tags]
+        sweeps = [r for r in reading.search(tracker, None, SWEEP_FILTER) if "best_model_uri" in r.tags]
         if not sweeps:
             raise HarnessError(f"no finished sweep with a logged model in {tracker.store.shown}")
         run = sweeps[0]

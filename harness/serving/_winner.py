@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from harness.training._methods import trained_part
+from harness.tracking import models, runs
 
 WEIGHTS_FILE = "trained.weights.h5"
 
@@ -89,19 +90,19 @@ def log_winner(tracker, parent_id: str, best, tuner, frozen, cfg, image_size: in
     # would only trace it once more
     example = np.zeros((1, image_size, image_size, 3), dtype="float32")
     output = np.zeros((1, len(class_names)), dtype="float32")
-    uri = tracker.log_keras_model(best.run_id, model, example, output, model_metadata(cfg, image_size, class_names))
-    tracker.set_tags(best.run_id, {"model_uri": uri})
-    tracker.set_tags(parent_id, {"best_model_uri": uri})
+    uri = models.log_keras_model(tracker, best.run_id, model, example, output, model_metadata(cfg, image_size, class_names))
+    runs.set_tags(tracker, best.run_id, {"model_uri": uri})
+    runs.set_tags(tracker, parent_id, {"best_model_uri": uri})
     discard_saved(tuner)
     return uri
 
 
 def register(tracker, name: str, uri: str, parent_id: str, best, tags: dict[str, str]) -> str:
     """The winner as a new version of registered model `name`; returns its models:/ URI."""
-    version = tracker.register_model(uri, name, {
+    version = models.register(tracker, uri, name, {
         "method": tags["method"], "backbone": tags["backbone"], "data_fingerprint": tags["data_fingerprint"],
         "classes": tags["classes"], "val_accuracy": f"{best.val_accuracy:.6g}",
         "test_accuracy": f"{best.test_accuracy:.6g}", "parent_run_id": parent_id})
     registered = f"models:/{name}/{version}"
-    tracker.set_tags(parent_id, {"registered_model": registered})
+    runs.set_tags(tracker, parent_id, {"registered_model": registered})
     return registered

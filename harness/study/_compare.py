@@ -12,7 +12,8 @@ import numpy as np
 from harness.config._settings import METHODS
 from harness.errors import HarnessError
 from harness.training._metrics import PREDICTIONS_ARTIFACT, Predictions, metric_safe, parse_predictions
-from harness.tracking._tracker import RunView, Tracker
+from harness.tracking import RunView, Tracker
+from harness.tracking import experiments, reading, runs
 
 SWEEP_FILTER = "tags.sweep = 'true' and attributes.status = 'FINISHED'"
 HP_KEYS = ("units", "dropout", "learning_rate", "fine_tune_learning_rate", "image_size", "pooling")
@@ -88,12 +89,12 @@ def mcnemar_exact(fe_correct: np.ndarray, ft_correct: np.ndarray) -> tuple[list[
 def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, dict[str, RunView]]:
     """The newest FINISHED sweep of each method; by default in the experiment of the newest sweep."""
     if experiment:
-        exp_id = tracker.find_experiment(experiment)
+        exp_id = experiments.find(tracker, experiment)
         if exp_id is None:
             raise HarnessError(f"experiment {experiment!r} not found in {tracker.store.shown}")
-        sweeps = tracker.search([exp_id], SWEEP_FILTER)
+        sweeps = reading.search(tracker, [exp_id], SWEEP_FILTER)
     else:
-        sweeps = tracker.search(None, SWEEP_FILTER)
+        sweeps = reading.search(tracker, None, SWEEP_FILTER)
         if not sweeps:
             raise HarnessError(f"no finished sweep in {tracker.store.shown}; run `harness sweep ...` first")
         exp_id = sweeps[0].experiment_id
@@ -103,7 +104,7 @@ def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, d
         if run.tags.get("kind") != "comparison" and "best_run_id" in run.tags:
             latest.setdefault(run.tags.get("method", ""), run)
     missing = [m for m in METHODS if m not in latest]
-    name = tracker.experiment_name(exp_id)
+    name = tracker.client.get_experiment(exp_id).name
     if missing:
         raise HarnessError(f"experiment {name!r} has no finished {' or '.join(missing)} sweep")
     return exp_id, name, latest
@@ -111,13 +112,13 @@ def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, d
 
 def method_result(tracker: Tracker, parent: RunView) -> tuple[MethodResult, Predictions]:
     """The best trial of one sweep, with the per-image predictions the paired test needs."""
-    best = tracker.get(parent.tags["best_run_id"])
-    predictions = parse_predictions(tracker.read_text(best.run_id, PREDICTIONS_ARTIFACT))
+    best = reading.get(tracker, parent.tags["best_run_id"])
+    predictions = parse_predictions(reading.read_text(tracker, best.run_id, PREDICTIONS_ARTIFACT))
     correct = predictions.correct
-    trials = [c for c in tracker.children(parent.run_id, parent.experiment_id) if c.status == "FINISHED"]
+    trials = [c for c in reading.children(tracker, parent.run_id, parent.experiment_id) if c.status == "FINISHED"]
     low, high = wilson(int(correct.sum()), len(correct))
     hps = {k: best.params[k] for k in HP_KEYS if k in best.params}
-    curve = [v for _, v in sorted(tracker.metric_history(best.run_id, "val_accuracy"))]
+    curve = [v for _, v in sorted(reading.metric_history(tracker, best.run_id, "val_accuracy"))]
     result = MethodResult(
         parent.tags["method"], parent.run_id, best.run_id, hps, best.metrics["best_val_accuracy"],
         best.metrics["test_accuracy"], len(correct), low, high, len(trials),
@@ -144,23 +145,23 @@ def run_compare(tracking_uri: str | None = None, experiment: str | None = None, 
     """Compare, optionally retrain each best configuration with `repeats` seeds, and log a
     `comparison` run (tag kind=comparison) holding the table, its JSON and the plot."""
     from harness.training import _plots as plots
-    from harness.tracking._tracker import resolve_store
+    from harness.tracking import resolve_store
 
     if repeats < 0:
         raise HarnessError(f"--repeats must be >= 0, got {repeats}")
     tracker = Tracker(resolve_store(tracking_uri))
     exp_id, _, sweeps = latest_sweeps(tracker, experiment)
     comp = compare(tracker, experiment)
-    run_id = tracker.start_run(exp_id, run_name(), {
+    run_id = runs.start(tracker, exp_id, run_name(), {
         "kind": "comparison", "feature_extraction_run": sweeps["feature-extraction"].run_id,
         "fine_tune_run": sweeps["fine-tune"].run_id})
     try:
         if repeats:
             _repeats(tracker, exp_id, run_id, sweeps, comp, repeats)
         _log_comparison(tracker, run_id, comp, plots)
-        tracker.end_run(run_id, "FINISHED")
+        tracker.client.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
-        tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        tracker.client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     comp.run_id = run_id
     return comp
@@ -171,14 +172,14 @@ def _repeats(tracker, exp_id, run_id, sweeps, comp: Comparison, k: int) -> None:
     from harness.study import _repeats as repeats
 
     for method, result in comp.methods.items():
-        params = tracker.get(result.best_run_id).params
+        params = reading.get(tracker, result.best_run_id).params
 
         def log(seed, val, test, method=method):
-            child = tracker.start_run(exp_id, f"{method} · best config · seed {seed}",
+            child = runs.start(tracker, exp_id, f"{method} · best config · seed {seed}",
                                       {"kind": "repeat", "method": method, "seed": seed}, parent_id=run_id)
-            tracker.log_params(child, {**{k: params[k] for k in HP_KEYS if k in params}, "seed": seed})
-            tracker.log_metrics(child, {"best_val_accuracy": val, "test_accuracy": test})
-            tracker.end_run(child, "FINISHED")
+            runs.log_params(tracker, child, {**{k: params[k] for k in HP_KEYS if k in params}, "seed": seed})
+            runs.log_metrics(tracker, child, {"best_val_accuracy": val, "test_accuracy": test})
+            tracker.client.set_terminated(child, "FINISHED")
 
         result.repeats = repeats.retrain(tracker, sweeps[method], params, k, log)
 
@@ -192,11 +193,11 @@ def _log_comparison(tracker: Tracker, run_id: str, comp: Comparison, plots) -> N
         metrics.update({f"{short}_test_recall/{metric_safe(c)}": v for c, v in r.test_recall.items()})
         if r.repeats:
             metrics.update({f"{short}_repeat_mean": r.repeat_mean, f"{short}_repeat_sd": r.repeat_sd})
-    tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not math.isnan(v)})
-    tracker.log_text(run_id, markdown(comp), "comparison/comparison.md")
-    tracker.log_text(run_id, to_json(comp), "comparison/comparison.json")
+    runs.log_metrics(tracker, run_id, {k: v for k, v in metrics.items() if not math.isnan(v)})
+    tracker.client.log_text(run_id, markdown(comp), "comparison/comparison.md")
+    tracker.client.log_text(run_id, to_json(comp), "comparison/comparison.json")
     fig = plots.comparison(comp.methods, f"feature extraction vs fine-tuning · {comp.experiment}")
-    tracker.log_figure(run_id, fig, "comparison/comparison.png")
+    tracker.client.log_figure(run_id, fig, "comparison/comparison.png")
     plots.close(fig)
 
 

@@ -13,14 +13,15 @@ from harness.training._callbacks import KeepBestWeights, Validation
 from harness.data._folders import scan
 from harness.progress import NullReporter
 from harness.training._seeding import seed_everything
-from harness.tracking._tracker import RunView, Tracker
+from harness.tracking import RunView, Tracker
+from harness.tracking import reading
 
 SEED_OFFSET = 1000  # clear of the seeds the sweep's trials used (seed + trial index)
 
 
 def sweep_config(tracker: Tracker, parent: RunView) -> config.SweepConfig:
     """The sweep's resolved settings, as it logged them."""
-    table = json.loads(tracker.read_text(parent.run_id, "sweep_config.json"))
+    table = json.loads(reading.read_text(tracker, parent.run_id, "sweep_config.json"))
     return config.validate(config.parse(table, table["method"]))
 
 

@@ -24,9 +24,10 @@ from harness.interrupts import signals_interrupt
 from harness.progress import NullReporter
 from harness.tuning._resume import claim, sweep_key
 from harness.training._seeding import seed_everything
-from harness.tracking._tracker import Store, Tracker, resolve_store
+from harness.tracking import Store, Tracker, resolve_store
 from harness.tuning._oracles import hyperband_params
 from harness.tuning._tuner import TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle
+from harness.tracking import experiments, reading, runs
 
 
 @dataclass
@@ -111,11 +112,11 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
     backbones.get_spec(cfg.backbone)
     store = resolve_store(tracking_uri)
     tracker = Tracker(store, reporter.store_waiting)
-    tracker.find_experiment(cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
+    experiments.find(tracker, cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
     key = sweep_key(cfg, dataset.fingerprint)
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter, use_cache)
-    experiment_id = tracker.experiment_id(cfg.experiment_name)
+    experiment_id = experiments.ensure(tracker, cfg.experiment_name)
     tags = {**sweep_tags(cfg, dataset, prepared), "sweep_key": key}
     claimed = claim(tracker, cfg.experiment_name, key, tuner_dir(store), resume)
     try:
@@ -134,20 +135,20 @@ def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig
     """The claimed parent, its stale RUNNING trials marked KILLED; else a new parent run."""
     if claimed.parent_id:
         parent = claimed.parent_id
-        tracker.end_running_children(experiment_id, parent, "KILLED")  # left by a killed process
+        runs.end_running_children(tracker, experiment_id, parent, "KILLED")  # left by a killed process
     else:
         name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
-        parent = tracker.start_run(experiment_id, name, tags)
+        parent = runs.start(tracker, experiment_id, name, tags)
         claimed.hold(parent)
     try:
         if claimed.parent_id:
-            tracker.reopen_run(parent)
-            tracker.set_tags(parent, tags)
+            tracker.client.update_run(parent, status="RUNNING")
+            runs.set_tags(tracker, parent, tags)
             return parent
-        tracker.log_params(parent, {**fixed_params_of(cfg, prepared),
+        runs.log_params(tracker, parent, {**fixed_params_of(cfg, prepared),
                                     "max_trials": cfg.max_trials})
-        tracker.log_dict(parent, cfg.to_dict(), "sweep_config.json")
-        tracker.log_metrics(parent, {"extraction_seconds": prepared.extraction_seconds,
+        tracker.client.log_dict(parent, cfg.to_dict(), "sweep_config.json")
+        runs.log_metrics(tracker, parent, {"extraction_seconds": prepared.extraction_seconds,
                                      "cache_hit": float(prepared.cache_hit)})
     except BaseException:
         _end_sweep(tracker, experiment_id, parent)
@@ -166,10 +167,10 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
                 parent_id=parent, fixed_params=fixed_params_of(cfg, prepared),
                 reporter=reporter,
                 directory=str(tuner_dir(store)), project_name=parent, overwrite=False)
-        tuner.restore_records(tracker.children(parent, experiment_id))
+        tuner.restore_records(reading.children(tracker, parent, experiment_id))
         if cfg.tuner == "hyperband":
-            tracker.log_params(parent, hyperband_params(tuner.oracle))
-        reporter.sweep_started(cfg, tracker.run_name(parent), tuner.planned_trials)
+            runs.log_params(tracker, parent, hyperband_params(tuner.oracle))
+        reporter.sweep_started(cfg, tracker.client.get_run(parent).info.run_name, tuner.planned_trials)
         tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
         best = _record_best(tracker, parent, tuner)
         uri = None
@@ -179,9 +180,9 @@ def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg
             uri = winner.log_winner(tracker, parent, best, tuner, prepared.frozen[size], cfg, size,
                                     prepared.data.class_names)
         seconds = time.perf_counter() - start
-        tracker.log_metrics(parent, {"sweep_seconds": seconds, "trials_finished": sum(
+        runs.log_metrics(tracker, parent, {"sweep_seconds": seconds, "trials_finished": sum(
             r.status == "FINISHED" for r in tuner.records.values())})
-        tracker.end_run(parent, "FINISHED")
+        tracker.client.set_terminated(parent, "FINISHED")
     except BaseException:
         _end_sweep(tracker, experiment_id, parent)
         raise
@@ -194,9 +195,9 @@ def _end_sweep(tracker: Tracker, experiment_id: str, parent: str) -> None:
     """While an exception propagates: end the trial in progress and the parent, KILLED or FAILED."""
     status = "KILLED" if _interrupted() else "FAILED"
     try:
-        tracker.end_running_children(experiment_id, parent, status)
+        runs.end_running_children(tracker, experiment_id, parent, status)
     finally:  # the parent too, even if the store would not list its children
-        tracker.end_run(parent, status)
+        tracker.client.set_terminated(parent, status)
 
 
 def _interrupted() -> bool:
@@ -211,10 +212,10 @@ def _record_best(tracker: Tracker, parent: str, tuner: TrackedTuner) -> TrialRec
     if not best_trials:
         return None
     best = tuner.records[best_trials[0].trial_id]
-    tracker.set_tags(parent, {"best_trial_id": best.trial_id, "best_run_id": best.run_id,
+    runs.set_tags(tracker, parent, {"best_trial_id": best.trial_id, "best_run_id": best.run_id,
                               **{f"best.{k}": v for k, v in best.hyperparameters.items()}})
     metrics = {"best_val_accuracy": best.val_accuracy}
     if not math.isnan(best.test_accuracy):
         metrics["best_test_accuracy"] = best.test_accuracy
-    tracker.log_metrics(parent, metrics)
+    runs.log_metrics(tracker, parent, metrics)
     return best

@@ -12,6 +12,8 @@ page's "Views" menu lists it. harness writes such views at the end of each sweep
 
 from __future__ import annotations
 
+from harness.tracking import experiments, reading
+
 import json
 import time
 from dataclasses import dataclass
@@ -82,7 +84,7 @@ def hyperparameters_of(tracker, sweep) -> list[str]:
     params its trials have and the parent has not (the parent logs only fixed settings)."""
     names = [k[len("best."):] for k in sweep.tags if k.startswith("best.")]
     if not names:
-        children = tracker.children(sweep.run_id, sweep.experiment_id)
+        children = reading.children(tracker, sweep.run_id, sweep.experiment_id)
         trial_params = children[-1].params if children else {}
         names = [k for k in trial_params if k not in sweep.params and k not in TRIAL_BOOKKEEPING]
     return sorted(names)
@@ -91,7 +93,7 @@ def hyperparameters_of(tracker, sweep) -> list[str]:
 def write_views(tracker, experiment_id: str) -> list[tuple[str, str, bool]]:
     """Save harness's views in one experiment: every sweep with its trials (table), and the
     newest sweep of each method (its trials, table and charts). Returns (label, view id, charts)."""
-    sweeps = tracker.search([experiment_id], SWEEP_FILTER)  # newest first
+    sweeps = reading.search(tracker, [experiment_id], SWEEP_FILTER)  # newest first
     if not sweeps:
         return []
     hps = {s.run_id: hyperparameters_of(tracker, s) for s in sweeps}
@@ -106,16 +108,16 @@ def write_views(tracker, experiment_id: str) -> list[tuple[str, str, bool]]:
         tags[VIEW_TAG_PREFIX + key] = envelope(f"harness: newest {method} sweep",
                                                trials_state(sweep.run_id, hps[sweep.run_id], key))
         views.append((f"{sweep.name}: trials, hyperparameters vs {OBJECTIVE}", key, True))
-    tracker.set_experiment_tags(experiment_id, tags)
+    experiments.set_tags(tracker, experiment_id, tags)
     return views
 
 
 def prepare_views(tracker, base: str) -> list[Link]:
     """Write the views into every experiment that holds sweeps; links (at `base`) that open them."""
     links = []
-    experiments = dict.fromkeys(s.experiment_id for s in tracker.search(None, SWEEP_FILTER))
+    experiments = dict.fromkeys(s.experiment_id for s in reading.search(tracker, None, SWEEP_FILTER))
     for experiment_id in experiments:
-        name = tracker.experiment_name(experiment_id)
+        name = tracker.client.get_experiment(experiment_id).name
         for label, key, charts in write_views(tracker, experiment_id):
             links.append(Link(f"{name}: {label}", experiment_url(base, experiment_id, key, charts)))
     return links

@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.backbones._registry import weights_identity
 from harness.config._settings import SweepConfig
 from harness.errors import HarnessError
+from harness.tracking import experiments, reading
 
 MODES = ("auto", "resume", "fresh")
 
@@ -83,8 +84,8 @@ def claim(tracker, experiment: str, key: str, folder: Path, mode: str = "auto") 
         raise HarnessError(f"unknown resume mode {mode!r}")
     result = Claim(folder, key)
     result._key_fd = _try_lock(folder / f"sweep-{key}.lock", blocking=True)
-    experiment_id = tracker.find_experiment(experiment)
-    parents = tracker.find_runs(experiment_id, {"sweep_key": key}) if experiment_id else []
+    experiment_id = experiments.find(tracker, experiment)
+    parents = reading.find_runs(tracker, experiment_id, {"sweep_key": key}) if experiment_id else []
     parents = [p for p in parents if "mlflow.parentRunId" not in p.tags]
     result.finished_id = next((p.run_id for p in parents if p.status == "FINISHED"), None)
     if mode != "fresh":

@@ -24,6 +24,7 @@ from harness.training._methods import class_probabilities, mean_loss
 from harness.tuning._oracles import continues, epoch_range, schedule_epochs
 from harness.tuning._oracles import make_oracle  # noqa: F401  sweep, worker, distributed import it from here
 from harness.training._seeding import seed_everything
+from harness.tracking import reading, runs
 
 # ours goes to the trial's run as traceback.txt, and the terminal gets one line per trial
 quiet_failed_trials()
@@ -72,9 +73,9 @@ def last_line(message: str | None) -> str:
 
 def log_confusion_matrix(tracker, run_id: str, title: str) -> None:
     """The best trial's confusion matrix on the test split, drawn from its logged predictions."""
-    predictions = metrics.parse_predictions(tracker.read_text(run_id, metrics.PREDICTIONS_ARTIFACT))
+    predictions = metrics.parse_predictions(reading.read_text(tracker, run_id, metrics.PREDICTIONS_ARTIFACT))
     fig = plots.confusion(predictions.scores().confusion, predictions.class_names, title)
-    tracker.log_figure(run_id, fig, metrics.CONFUSION_ARTIFACT)
+    tracker.client.log_figure(run_id, fig, metrics.CONFUSION_ARTIFACT)
     plots.close(fig)
 
 
@@ -114,12 +115,12 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
     def on_trial_begin(self, trial):
         values = public_values(trial.hyperparameters.values)
         name = trial_name(self.cfg.method, trial.trial_id, values) + self._round_note(trial)
-        run_id = self.tracker.start_run(
+        run_id = runs.start(self.tracker, 
             self.experiment_id, name, parent_id=self.parent_id,
             tags={"method": self.cfg.method, "trial_id": trial.trial_id, "backbone": self.cfg.backbone,
                   **self._continued_tags(trial)})
         tuner_values = {k: v for k, v in trial.hyperparameters.values.items() if k not in values}
-        self.tracker.log_params(run_id, {**values, **tuner_values, **self.fixed_params})
+        runs.log_params(self.tracker, run_id, {**values, **tuner_values, **self.fixed_params})
         self.records[trial.trial_id] = TrialRecord(trial.trial_id, run_id, name, values)
         self.reporter.trial_started(len(self.records), self.planned_trials, name)
 
@@ -132,14 +133,14 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         first, end = epoch_range(hp.values)
         model = self._build(hp)
         validation = Validation(data)
-        logger = EpochLogger(lambda m, step: self.tracker.log_metrics(record.run_id, m, step),
+        logger = EpochLogger(lambda m, step: runs.log_metrics(self.tracker, record.run_id, m, step),
                              self.reporter, end or schedule_epochs(self.cfg))
         best = KeepBestWeights(model, validation)
         # raise_error: a non-finite loss fails the trial at that batch, in either phase.
         callbacks = [keras.callbacks.TerminateOnNaN(raise_error=True), logger, best]
         phase2 = self.cfg.epochs if self.cfg.method == "fine-tune" else None
         if phase2:
-            self.tracker.log_params(record.run_id, {"phase2_first_step": phase2})
+            runs.log_params(self.tracker, record.run_id, {"phase2_first_step": phase2})
         self.hypermodel.fit(hp, model, data, callbacks=callbacks, epochs=end, initial_epoch=first,
                             validation=validation)
         if best.best_weights is None:
@@ -156,9 +157,9 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         record = self.records[trial.trial_id]
         ok = trial.status == kt.engine.trial.TrialStatus.COMPLETED
         if not ok and trial.message:
-            self.tracker.log_text(record.run_id, trial.message, "traceback.txt")
+            self.tracker.client.log_text(record.run_id, trial.message, "traceback.txt")
         record.status = "FINISHED" if ok else "FAILED"
-        self.tracker.end_run(record.run_id, record.status)
+        self.tracker.client.set_terminated(record.run_id, record.status)
         self.reporter.trial_ended(record)
         try:
             super().on_trial_end(trial)
@@ -218,18 +219,18 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         test = metrics.scores(data.labels["test"], class_probabilities(outputs), data.class_names)
         record.val_accuracy, record.test_accuracy, record.best_epoch = (
             best.best_logs["val_accuracy"], test.accuracy, best.best_epoch)
-        self.tracker.log_metrics(record.run_id, {
+        runs.log_metrics(self.tracker, record.run_id, {
             "best_epoch": best.best_epoch, "best_val_accuracy": record.val_accuracy,
             "best_val_loss": best.best_logs["val_loss"], "test_accuracy": test.accuracy,
             "test_loss": mean_loss(data.n_classes, data.labels["test"], outputs),
             **val.as_metrics("val"), **test.as_metrics("test")})
-        self.tracker.log_text(record.run_id, metrics.predictions_csv(
+        self.tracker.client.log_text(record.run_id, metrics.predictions_csv(
             data.files["test"], data.labels["test"], class_probabilities(outputs), data.class_names),
             metrics.PREDICTIONS_ARTIFACT)
 
     def _log_curves(self, record, history, phase2_start, first_epoch) -> None:
         fig = plots.curves(history, record.name, phase2_start, first_epoch)
-        self.tracker.log_figure(record.run_id, fig, "plots/curves.png")
+        self.tracker.client.log_figure(record.run_id, fig, "plots/curves.png")
 
     def save_model(self, trial_id, model, step=0):
         # Kept on disk until the sweep's winner is known; see harness.serving._winner.
