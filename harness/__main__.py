@@ -1,5 +1,5 @@
 """`python -m harness` runs the CLI."""
 
-from harness.cli._commands import app
+from harness.cli import app
 
 app()

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
 from harness.config import _settings as config
-from harness.cli._commands import app
+from harness.cli import app
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ def _rest(url: str, headers: dict | None = None) -> int:
 def test_an_authenticated_server_end_to_end(tiny_data, tmp_path, started, monkeypatch):
     from mlflow import MlflowClient
 
-    from harness.servers._auth import basic_auth_header
+    from harness.servers import basic_auth_header
 
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 from harness.data._folders import write_synthetic
 
 runner = CliRunner()

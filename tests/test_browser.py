@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = Path(__file__).resolve().parents[1] / "docs"

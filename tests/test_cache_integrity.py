@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
 from harness.training import _feature_cache as features
-from harness.cli._commands import app
+from harness.cli import app
 from harness.data._folders import fingerprint, scan, write_synthetic
 
 runner = CliRunner()

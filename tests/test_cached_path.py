@@ -40,7 +40,7 @@ def test_fresh_augmentation_runs_the_full_network_and_says_so(tiny_data, store_u
     from typer.testing import CliRunner
 
     from conftest import runs_of, tiny_sweep_args
-    from harness.cli._commands import app
+    from harness.cli import app
 
     sweep_file = tmp_path / "augment.toml"
     sweep_file.write_text('method = "fine-tune"\naugment = true\naugment_views = 0\n')
@@ -57,7 +57,7 @@ def test_fresh_augmentation_runs_the_full_network_and_says_so(tiny_data, store_u
 
 
 def test_cached_feature_pipeline_reshuffles_train_and_keeps_other_splits_in_order():
-    from harness.training._methods import TrialData
+    from harness.training._trial_data import TrialData
     from harness.training._seeding import seed_everything
 
     n = 10

@@ -10,7 +10,7 @@ from scipy.stats import binomtest
 from typer.testing import CliRunner
 
 from conftest import tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 runner = CliRunner()
 # CI's slow step (.ci/run) runs these; the default suite compares in tests/test_multiclass.py

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 
 @pytest.mark.slow  # a second Python + TensorFlow start: ~40 s on 2 busy cores

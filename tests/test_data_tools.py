@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness.cli._commands import app
+from harness.cli import app
 from harness.data._folders import SPLITS, synthetic_classes, write_synthetic
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from conftest import runs_of
-from harness.cli._commands import app
+from harness.cli import app
 
 
 @pytest.mark.slow  # the whole demo: both sweeps and compare

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SHARED, SHARED_DATA, SHARED_WEIGHTS, runs_of
-from harness.cli._commands import app
+from harness.cli import app
 
 FLOWERS = SHARED / "data" / "flowers"
 pytestmark = [

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import interrupt_trial, runs_of, tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 runner = CliRunner()
 TIMEOUT = 240

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import free_port, process_tree, running, wait_healthy, wait_until_gone
-from harness.cli._commands import app
+from harness.cli import app
 
 runner = CliRunner()
 
@@ -53,7 +53,7 @@ def test_bad_server_flags_are_one_line(args, expected, store_uri):
 
 
 def test_server_names_and_auth_follow_the_host(tmp_path, store_uri, monkeypatch):
-    from harness.servers._servers import host_names, tracking_server_plan
+    from harness.servers import host_names, tracking_server_plan
 
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)

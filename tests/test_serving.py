@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import free_port, tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 runner = CliRunner()
 

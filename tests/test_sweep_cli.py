@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 runner = CliRunner()
 EPOCH_CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 runner = CliRunner()
 
@@ -113,7 +113,8 @@ def test_steps_per_execution_divides_the_epoch():
 
 @pytest.mark.parametrize("rows, batch", [(37 * 4, 4), (100 * 4 - 3, 4), (12, 64)])
 def test_an_endless_train_pipeline_still_trains_exactly_one_pass_per_epoch(rows, batch):
-    from harness.training._methods import FeatureExtraction, TrialData
+    from harness.training._methods import FeatureExtraction
+    from harness.training._trial_data import TrialData
     from harness.config._settings import SearchSpace
 
     rng = np.random.default_rng(0)

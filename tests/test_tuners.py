@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import interrupt_trial, runs_of, tiny_sweep_args
-from harness.cli._commands import app
+from harness.cli import app
 
 # slow marker: runs in CI's `pytest -m slow` step (.ci/run), keeping the default suite under 5 minutes
 pytestmark = pytest.mark.slow  # six sweeps, one per tuner and method

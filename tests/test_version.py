@@ -6,7 +6,7 @@ def test_version_is_the_installed_distributions():
 
     from typer.testing import CliRunner
 
-    from harness.cli._commands import app
+    from harness.cli import app
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"harness {version('harness')}"

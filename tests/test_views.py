@@ -34,7 +34,7 @@ def test_fit_trains_each_epoch_on_that_epochs_rows():
     """The schedule reaches Keras' fit (32 steps per execution, a last partial batch): row r holds r."""
     import tensorflow as tf
 
-    from harness.training._methods import TrialData
+    from harness.training._trial_data import TrialData
     from harness.training._seeding import seed_everything
 
     n, k, batch = 10, 3, 4

@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.distributed._oracle_service import TOKEN_ENV, WORKER_TIMEOUT, Chief
 from harness.progress import NullReporter
 from harness.training._seeding import seed_everything
-from harness.servers._servers import start_background_server
+from harness.servers import start_background_server
 from harness.study._sweep import SweepResult, fixed_params_of, sweep_tags, prepare, tuner_dir, warn_about_data
 from harness.tracking import Tracker, resolve_store
 from harness.tuning._tuner import (TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle, public_values,

@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.data._folders import IMAGE_SUFFIXES
 from harness.errors import HarnessError
-from harness.training._methods import class_probabilities
+from harness.training._heads import class_probabilities
 from harness.tracking import LoadedModel, Tracker, load_keras_model, resolve_store
 from harness.tracking import reading
 

@@ -10,20 +10,8 @@ import keras
 import numpy as np
 
 from harness.training._methods import trained_part
+from harness.training._saved import WEIGHTS_FILE
 from harness.tracking import models, runs
-
-WEIGHTS_FILE = "trained.weights.h5"
-
-
-def save_trained(trial_dir: str, model: keras.Model) -> None:
-    """Keep a trial's trained part (best-epoch weights) until the sweep knows its winner (or a
-    hyperband round continues the trial). Without the optimizer's state, which Keras' save_weights
-    would add (twice the weights again for Adam) and neither use reads."""
-    from keras.src.saving import saving_lib
-
-    optimizers = [m.optimizer for m in model._flatten_layers() if getattr(m, "optimizer", None)]  # per phase
-    saving_lib.save_weights_only(model, os.path.join(trial_dir, WEIGHTS_FILE), objects_to_skip=optimizers)
-
 
 def uncompiled(model: keras.Model) -> keras.Model:
     """The same network and weights without optimizer or compile state: a saved compiled model

@@ -43,7 +43,7 @@ class Launch:
 def launch_warnings(how: Launch) -> list[str]:
     """Lines the user should read before a chief opens its oracle port to the network."""
     from harness.distributed._oracle_service import TOKEN_ENV
-    from harness.servers._servers import is_loopback
+    from harness.servers import is_loopback
 
     if how.role != "chief" or not how.oracle:
         return []

@@ -18,7 +18,7 @@ from harness.serving import _winner as winner
 from harness.data._check import check_dataset, warnings
 from harness.config._settings import SweepConfig
 from harness.data._folders import DataSet, scan
-from harness.training._methods import loss_for
+from harness.training._heads import loss_for
 from harness.training._prepare import Network, Prepared, build_network, cached_features, prepare, view_count  # noqa: F401
 from harness.interrupts import signals_interrupt
 from harness.progress import NullReporter

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import keras
 import keras_tuner as kt
-import numpy as np
 
 from harness.data import _augment as augmentation
 from harness.backbones._registry import fresh_copy
 from harness.config._settings import Augmentation, Range, SearchSpace
 from harness.training._optimizers import FusedAdam, FusedRMSprop
-from harness.training._trial_data import SizedData, TrialData, label_dtype  # noqa: F401  (imported from here too)
+from harness.training._heads import loss_for, make_head
+from harness.training._trial_data import TrialData
 
 
 def _float(hp, name: str, r: Range, step: float | None = None):
@@ -37,42 +37,6 @@ def choose(hp, name: str, values: tuple):
 
 def declare_input(hp, sizes: tuple[int, ...], poolings: tuple[str, ...]) -> tuple[int, str]:
     return choose(hp, "image_size", sizes), choose(hp, "pooling", poolings)
-
-
-def make_head(input_shape, units: int, dropout: float, n_classes: int, pooling: str = "flatten") -> keras.Model:
-    """The tutorial's classifier: Flatten (or global average pooling), Dense(units, relu), Dropout,
-    then one sigmoid unit for two classes (exactly the tutorial's) or a softmax over three or more."""
-    inputs = keras.Input(input_shape, name="features")
-    pool = keras.layers.GlobalAveragePooling2D() if pooling == "avg" else keras.layers.Flatten()
-    x = pool(inputs)
-    x = keras.layers.Dense(units, activation="relu")(x)
-    x = keras.layers.Dropout(dropout)(x)
-    if n_classes == 2:
-        outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    else:
-        outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name="head")
-
-
-def loss_for(n_classes: int) -> keras.losses.Loss:
-    """Binary cross-entropy on 0/1 labels for the sigmoid head; sparse categorical on class indices."""
-    if n_classes == 2:
-        return keras.losses.BinaryCrossentropy()
-    return keras.losses.SparseCategoricalCrossentropy()
-
-
-def mean_loss(n_classes: int, labels: np.ndarray, outputs: np.ndarray) -> float:
-    """The training loss of `outputs` against `labels`, shapes reconciled as fit() does."""
-    return float(loss_for(n_classes)(labels, outputs))
-
-
-def class_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """(n, classes) probabilities from a head's output: [1 - p, p] for the sigmoid unit."""
-    outputs = np.asarray(outputs, dtype="float64")
-    if outputs.ndim == 1 or outputs.shape[1] == 1:
-        p = outputs.reshape(-1)
-        return np.stack([1.0 - p, p], axis=1)
-    return outputs
 
 
 def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augment: Augmentation | None = None,

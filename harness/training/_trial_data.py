@@ -10,14 +10,11 @@ import numpy as np
 
 from harness.training import _metrics as metrics
 from harness.data import _views as views
+from harness.training._heads import class_probabilities, label_dtype, mean_loss
 from harness.training._seeding import current_seed
 
 
 PREDICT_ROWS = 1024  # rows per forward call when scoring cached features: bounds activation memory
-
-
-def label_dtype(n_classes: int) -> str:
-    return "float32" if n_classes == 2 else "int32"
 
 
 @dataclass
@@ -105,8 +102,6 @@ class TrialData:
 
     def loss_and_accuracy(self, split: str, outputs: np.ndarray) -> tuple[float, float]:
         """The training loss and the accuracy of `outputs` on one split, as Keras' fit() reports them."""
-        from harness.training._methods import class_probabilities, mean_loss
-
         labels = self.labels[split]
         correct = metrics.predicted(class_probabilities(outputs)) == np.asarray(labels).astype(int)
         return mean_loss(self.n_classes, labels, outputs), float(np.mean(correct))

@@ -15,12 +15,12 @@ import keras_tuner as kt
 
 from harness.training import _metrics as metrics
 from harness.training import _plots as plots
-from harness.serving import _winner as winner
+from harness.training._saved import WEIGHTS_FILE, save_trained
 from harness.training._callbacks import EpochLogger, KeepBestWeights, Validation
 from harness.config._settings import SweepConfig
 from harness.errors import HarnessError, StoreError
 from harness.tuning._kt_internals import is_consecutive_failures_stop, quiet_failed_trials
-from harness.training._methods import class_probabilities, mean_loss
+from harness.training._heads import class_probabilities, mean_loss
 from harness.tuning._oracles import continues, epoch_range, schedule_epochs
 from harness.tuning._oracles import make_oracle  # noqa: F401  sweep, worker, distributed import it from here
 from harness.training._seeding import seed_everything
@@ -190,7 +190,7 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         if past is not None:
             with warnings.catch_warnings():  # the saved file holds no optimizer state to restore
                 warnings.simplefilter("ignore")
-                model.load_weights(os.path.join(self.get_trial_dir(past), winner.WEIGHTS_FILE))
+                model.load_weights(os.path.join(self.get_trial_dir(past), WEIGHTS_FILE))
         return model
 
     def _round_note(self, trial) -> str:
@@ -233,8 +233,8 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         self.tracker.client.log_figure(record.run_id, fig, "plots/curves.png")
 
     def save_model(self, trial_id, model, step=0):
-        # Kept on disk until the sweep's winner is known; see harness.serving._winner.
-        winner.save_trained(self.get_trial_dir(trial_id), model)
+        # Kept on disk until the sweep's winner is known; see harness.serving (the winner).
+        save_trained(self.get_trial_dir(trial_id), model)
 
     def load_model(self, trial):
         raise NotImplementedError("models are read back from MLflow, not from the tuner folder")
