@@ -10,20 +10,22 @@ HARNESS_CACHE_DIR to keep them between runs) and the plain features, then trains
 every K in `views` (0: no augmentation, the plain features), with `seeds` seeds each, and
 reports the best-epoch validation accuracy (and that epoch's test accuracy; nothing is chosen
 on it). Also times the extraction per image: the cost of one more view.
+
+Cost: two extractions (cached), growing with the photos: the plain features (every photo once)
+and the views (max-views passes over the training photos, one over the rest); then
+len(views) x len(head) x len(pooling) x seeds trainings of `epochs` epochs over K rows per
+training photo.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from _common import EPOCHS, REQUIRED, add_common, make_parser, write_json
 
 
 def train(prepared_hm, data, units: int, dropout: float, lr: float, pooling: str, epochs: int, seed: int):
@@ -55,15 +57,9 @@ def first_views(arrays, k_max: int, k: int):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
-    p.add_argument("--weights", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--backbone", default="mobilenet_v2")
-    p.add_argument("--image-size", type=int, default=150)
+    p = add_common(make_parser(__doc__), data=REQUIRED, out=REQUIRED, backbone=True, epochs=EPOCHS)
     p.add_argument("--max-views", type=int, default=10)
     p.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 5, 10])
-    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--pooling", nargs="+", default=["flatten"])
     p.add_argument("--head", nargs="+", default=["128,0.5,1e-4"], help="units,dropout,learning_rate")
@@ -87,14 +83,15 @@ def main(argv=None) -> dict:
         "views_images": n_images + (args.max_views - 1) * n_train,
         "cache_hit": {"plain": plain.hit, "views": views.hit}}, "runs": []}
     _train_all(args, cfg, dataset, plain, views, report)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_json(args.out, report)
     print(json.dumps(report["extraction"]))
     return report
 
 
 def _train_all(args, cfg, dataset, plain, views, report: dict) -> None:
     """Every (K, head, pooling, seed) run into report["runs"], written out after each."""
-    from harness.training._methods import FeatureExtraction, TrialData
+    from harness.training._methods import FeatureExtraction
+    from harness.training._trial_data import TrialData
 
     labels = {s: p.labels for s, p in dataset.splits.items()}
     hm = FeatureExtraction(cfg.space, {args.image_size: plain.shape["top"]}, args.epochs, len(dataset.class_names))
@@ -112,7 +109,7 @@ def _train_all(args, cfg, dataset, plain, views, report: dict) -> None:
                            "val_accuracy": val, "test_accuracy": test, "seconds": secs}
                     report["runs"].append(run)
                     print(json.dumps(run), flush=True)
-                    Path(args.out).write_text(json.dumps(report, indent=1))  # so far, in case it is stopped
+                    write_json(args.out, report)  # so far, in case it is stopped
 
 
 if __name__ == "__main__":

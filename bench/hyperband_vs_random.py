@@ -10,24 +10,23 @@ and search space, each stopped by Ctrl-C (SIGINT, as a user would) once
 than fit in the budget. From the store: every trial that FINISHED within the budget, when it
 finished, and the best validation accuracy reached by then (selection is by validation; the
 chosen trial's test accuracy is reported beside it, never used).
+
+Cost: about 2 x --budget seconds of sweeping per seed, whatever the epochs and trials, plus a
+1-trial 1-epoch warm-up sweep per seed (the first one extracts the features: grows with the photos).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from harness.config._settings import SweepConfig, validate  # noqa: E402
-from harness.study._sweep import run_sweep  # noqa: E402
+from _common import EPOCHS, REQUIRED, SEED, add_common, make_parser, write_json
+from harness.config._settings import SweepConfig, validate
+from harness.study._sweep import run_sweep
 
 
 def stop_after(seconds: float) -> threading.Timer:
@@ -73,16 +72,11 @@ def best_by(trials: list[dict], seconds: float) -> dict | None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
-    p.add_argument("--weights", required=True)
-    p.add_argument("--out", required=True)
+    p = add_common(make_parser(__doc__), data=REQUIRED, out=REQUIRED)
     p.add_argument("--budget", type=float, default=300.0, help="wall seconds per sweep")
-    p.add_argument("--seeds", default="11", help="comma-separated; one pair of sweeps per seed")
+    p.add_argument("--seeds", default=str(SEED), help="comma-separated; one pair of sweeps per seed")
     p.add_argument("--method", default="feature-extraction")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--backbone", default="mobilenet_v2")
-    p.add_argument("--image-size", type=int, default=150)
+    add_common(p, epochs=EPOCHS, backbone=True)
     args = p.parse_args(argv)
     report = {"budget_s": args.budget, "method": args.method, "epochs": args.epochs, "pairs": []}
     with tempfile.TemporaryDirectory(prefix="hb-vs-random-") as tmp:
@@ -104,7 +98,7 @@ def main(argv=None) -> dict:
                     for tuner in ("random", "hyperband")}
             report["pairs"].append(pair)
             print(json.dumps({"seed": seed, **pair["checkpoints"]}, indent=1), flush=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_json(args.out, report)
     print(f"wrote {args.out}")
     return report
 

@@ -14,26 +14,26 @@ this machine's own dense matmul rate, float32 and bfloat16 (`--skip-rates` leave
 views per image (`--views`, cold cache); `replay` runs the naive way on the same K views (same
 views and seeds: per-trial validation accuracy must agree), `fresh` is the tutorial's way, new
 random transformations every epoch (what K views cost in accuracy, if anything).
+
+Cost: each naive sweep grows with trials x epochs x photos (the backbone runs every epoch); the
+harness's with the photos once (x views for aug: the extraction) plus trials x epochs of head
+steps. fe runs 3 sweeps (+ 2 of --precision-trials), ft 3, aug 1 + one per naive way.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from harness.backbones import _precision as hardware  # noqa: E402
-from harness.config._settings import SweepConfig, validate  # noqa: E402
-from harness.study._sweep import run_sweep  # noqa: E402
+from _common import EPOCHS, REQUIRED, SEED, add_common, make_parser, write_json
+from harness.backbones import _precision as hardware
+from harness.config._settings import SweepConfig, validate
+from harness.study._sweep import run_sweep
 
 
 def matmul_gflops(dtype: str, n: int = 4096, seconds: float = 3.0) -> float:
@@ -166,21 +166,16 @@ def _print_method(name: str, r: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
-    p.add_argument("--weights", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--backbone", default="mobilenet_v2")
-    p.add_argument("--image-size", type=int, default=150)
-    p.add_argument("--trials", type=int, default=10, help="feature-extraction trials")
-    p.add_argument("--epochs", type=int, default=20, help="feature-extraction epochs")
+    p = add_common(make_parser(__doc__), data=REQUIRED, out=REQUIRED, backbone=True,
+                   trials=10, trials_help="feature-extraction trials",
+                   epochs=EPOCHS, epochs_help="feature-extraction epochs")
     p.add_argument("--ft-trials", type=int, default=4)
     p.add_argument("--ft-epochs", type=int, default=5, help="fine-tune epochs per phase")
     p.add_argument("--precision-trials", type=int, default=3)
     p.add_argument("--methods", default="fe,ft,aug", help="which of fe,ft,aug to time")
     p.add_argument("--views", type=int, default=5, help="aug: K cached views per training image")
     p.add_argument("--aug-trials", type=int, default=10)
-    p.add_argument("--aug-epochs", type=int, default=20)
+    p.add_argument("--aug-epochs", type=int, default=EPOCHS)
     p.add_argument("--aug-naive", default="fresh,replay", help="aug: which naive ways to time (fresh,replay)")
     p.add_argument("--skip-rates", action="store_true", help="leave out the matmul and backbone rates")
     args = p.parse_args(argv)
@@ -190,7 +185,7 @@ def main(argv=None) -> dict:
         report.update(_rates(args.image_size))
     with tempfile.TemporaryDirectory(prefix="sweep-cost-") as tmp:
         _sweeps(args, Path(tmp), report)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_json(args.out, report)
     print(f"\nwrote {args.out}")
     return report
 
@@ -198,7 +193,7 @@ def main(argv=None) -> dict:
 def _sweeps(args, work: Path, report: dict) -> None:
     """The selected methods' sweeps, each the harness's way and the naive way(s), into `report`."""
     base = dict(data=args.data, backbone=args.backbone, weights=args.weights, image_size=args.image_size,
-                experiment="bench", seed=11)
+                experiment="bench", seed=SEED)
     methods = args.methods.split(",")
     if "fe" in methods:
         fe = validate(SweepConfig(method="feature-extraction", max_trials=args.trials, epochs=args.epochs, **base))
@@ -216,7 +211,7 @@ def _sweeps(args, work: Path, report: dict) -> None:
         aug = validate(SweepConfig(method="feature-extraction", max_trials=args.aug_trials, epochs=args.aug_epochs,
                                    augment=True, augment_views=args.views, **base))
         def save(out):
-            Path(args.out).write_text(json.dumps({**report, "aug": out}, indent=1))
+            write_json(args.out, {**report, "aug": out})
 
         report["aug"] = compare_augmented(aug, work / "aug", args.aug_naive.split(","), save)
         _print_augmented(report["aug"])

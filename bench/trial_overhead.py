@@ -17,11 +17,19 @@ E + 1 forward passes over the validation rows (one per epoch, one for the test s
 right after the sweep with a model of the same size. Fixed cost = trial time - kernels:
 Keras' per-model tracing and per-epoch set-up, MLflow, plots, predictions, saving the weights.
 On a shared machine wall times swing with the load; CPU seconds (all threads) much less.
+
+Each side's child process imports the harness in its SRC through PYTHONPATH (ahead of the
+installed package); a baseline may have either this tree's sub-package layout or the flat one
+of the trees before it.
+
+Cost: 1 + rounds x (1 or 2 sides) fresh processes; each runs a trials x epochs sweep on cached
+features (after one extraction, growing with the photos), so it grows with rounds x trials x epochs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -31,7 +39,18 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parents[1]
+from _common import (BACKBONE, EPOCHS, IMAGE_SIZE, OPTIONAL, REQUIRED, ROOT, SEED, add_common, make_parser,
+                     write_json)
+
+# Where the child finds what it uses, by the layout of the harness it imported: this tree's
+# sub-packages, or the flat modules of the trees before them (a --baseline may be one).
+LAYOUTS = {
+    "packages": {"tuning": "harness.tuning._tuner", "settings": "harness.config._settings",
+                 "folders": "harness.data._folders", "prepare": "harness.training._prepare",
+                 "sweep": "harness.study._sweep", "methods": "harness.training._methods"},
+    "flat": {"tuning": "harness.tuning", "settings": "harness.config", "folders": "harness.data",
+             "prepare": "harness.sweep", "sweep": "harness.sweep", "methods": "harness.methods"},
+}
 
 
 def _timed_hooks(tuning, log: dict) -> None:
@@ -94,11 +113,9 @@ def _clock(fn, reps: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def scoring_seconds(data, top_shape, n_classes: int, units: int, epochs: int) -> tuple[float, float]:
-    """(wall, CPU) of epochs + 1 forward passes of a head of `units` over the validation rows."""
+def scoring_seconds(make_head, data, top_shape, n_classes: int, units: int, epochs: int) -> tuple[float, float]:
+    """(wall, CPU) of epochs + 1 forward passes of a head of `units` (from `make_head`) over the validation rows."""
     import tensorflow as tf
-
-    from harness.training._methods import make_head
 
     model = make_head(top_shape, units, 0.0, n_classes)
     x_val = tf.constant(data.arrays["top"]["validation"], dtype="float32")
@@ -106,30 +123,42 @@ def scoring_seconds(data, top_shape, n_classes: int, units: int, epochs: int) ->
     return (epochs + 1) * wall, (epochs + 1) * cpu
 
 
-def child(args) -> dict:
-    """One side: run the sweep with the harness in args.src, then measure the kernels."""
-    sys.path.insert(0, str(Path(args.src).resolve()))
+def _modules(src: str) -> dict:
+    """The child's modules (LAYOUTS' keys) from the harness imported, which must be the one in src."""
     import harness
-    from harness.tuning import _tuner as tuning
-    from harness.config._settings import SweepConfig, validate
-    from harness.data._folders import scan
+
+    package = Path(harness.__file__).resolve().parent
+    if package != Path(src).resolve() / "harness":
+        raise SystemExit(f"imported the harness in {package}, not the one in {src}: "
+                         "is PYTHONPATH set and does that folder hold a harness package?")
+    layout = LAYOUTS["packages" if (package / "study").is_dir() else "flat"]
+    return {name: importlib.import_module(module) for name, module in layout.items()}
+
+
+def child(args) -> dict:
+    """One side: run the sweep with the harness in args.src (on PYTHONPATH, set by run_side), then
+    measure the kernels."""
+    import harness
     from harness.progress import NullReporter
-    from harness.study._sweep import prepare, run_sweep
+
+    m = _modules(args.src)
+    SweepConfig, validate = m["settings"].SweepConfig, m["settings"].validate
 
     log: dict = {}
-    _timed_hooks(tuning, log)
+    _timed_hooks(m["tuning"], log)
     cfg = validate(SweepConfig(method="feature-extraction", max_trials=args.trials, epochs=args.epochs,
-                               seed=11, experiment="overhead", **_data_settings(args)))
+                               seed=SEED, experiment="overhead", **_data_settings(args)))
     start = time.perf_counter()
-    run_sweep(cfg, f"sqlite:///{tempfile.mkdtemp(prefix='overhead-')}/mlflow.db")
+    m["sweep"].run_sweep(cfg, f"sqlite:///{tempfile.mkdtemp(prefix='overhead-')}/mlflow.db")
     sweep_wall = time.perf_counter() - start
-    prepared = prepare(cfg, scan(cfg.data), NullReporter())
+    prepared = m["prepare"].prepare(cfg, m["folders"].scan(cfg.data), NullReporter())
     top_shape = tuple(prepared.data.arrays["top"]["train"].shape[1:])
     scoring = {}
     for entry in log.values():
         units = entry["values"]["units"]
         if units not in scoring:
-            scoring[units] = scoring_seconds(prepared.data, top_shape, prepared.data.n_classes, units, args.epochs)
+            scoring[units] = scoring_seconds(m["methods"].make_head, prepared.data, top_shape,
+                                             prepared.data.n_classes, units, args.epochs)
         train_wall, train_cpu = _train_kernels(entry["train_calls"])
         entry["kernel_wall"], entry["kernel_cpu"] = train_wall + scoring[units][0], train_cpu + scoring[units][1]
         entry["fixed_wall"] = entry["wall"] - entry["kernel_wall"]
@@ -140,7 +169,7 @@ def child(args) -> dict:
 
 def _data_settings(args) -> dict:
     if args.data:
-        return {"data": args.data, "backbone": "mobilenet_v2", "weights": args.weights, "image_size": 150}
+        return {"data": args.data, "backbone": BACKBONE, "weights": args.weights, "image_size": IMAGE_SIZE}
     return {"data": args.tiny, "backbone": "vgg16", "weights": "none", "image_size": 32}
 
 
@@ -158,22 +187,19 @@ def run_side(src: str, args, cache: str) -> dict:
            str(args.epochs), "--tiny", args.tiny, "--out", "-"]
     if args.data:
         cmd += ["--data", args.data, "--weights", args.weights]
-    env = {**os.environ, "HARNESS_CACHE_DIR": cache, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    path = os.pathsep.join(p for p in (str(Path(src).resolve()), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "HARNESS_CACHE_DIR": cache, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--data")
-    p.add_argument("--weights")
+    p = add_common(make_parser(__doc__), out=REQUIRED, data=OPTIONAL)
     p.add_argument("--baseline", help="a source folder holding an older harness package")
-    p.add_argument("--trials", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=20)
+    add_common(p, trials=4, epochs=EPOCHS)
     p.add_argument("--rounds", type=int, default=1, help="alternations of baseline and this tree")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--src", default=str(HERE), help=argparse.SUPPRESS)
+    p.add_argument("--src", default=str(ROOT), help=argparse.SUPPRESS)
     p.add_argument("--tiny", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -185,16 +211,16 @@ def main(argv=None) -> None:
 
             args.tiny = str(write_synthetic(Path(tmp) / "tiny", per_class=6, size=40))
         cache = os.environ.get("HARNESS_CACHE_DIR") or str(Path(tmp) / "cache")
-        sides = {"this tree": str(HERE), **({"baseline": args.baseline} if args.baseline else {})}
+        sides = {"this tree": str(ROOT), **({"baseline": args.baseline} if args.baseline else {})}
         runs = {name: [] for name in sides}
-        run_side(str(HERE), dataclass_copy(args, trials=1, epochs=1), cache)  # fills the feature cache
+        run_side(str(ROOT), dataclass_copy(args, trials=1, epochs=1), cache)  # fills the feature cache
         for _ in range(args.rounds):
             for name, src in reversed(list(sides.items())):  # baseline first in every round
                 runs[name].append(run_side(src, args, cache))
                 print(name, json.dumps(summary(runs[name][-1])), flush=True)
     report = {"trials": args.trials, "epochs": args.epochs, "data": args.data or "tiny synthetic",
               "runs": runs, "summary": {n: [summary(r) for r in rs] for n, rs in runs.items()}}
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_json(args.out, report)
     print(f"wrote {args.out}")
 
 

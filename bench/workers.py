@@ -4,11 +4,13 @@ Synthetic photos, random-weight VGG16, features cached once before timing, so bo
 the same trials on the same cached features. Writes bench/workers.json and prints it.
 
     .venv/bin/python bench/workers.py [--trials 6] [--epochs 5] [--per-class 40]
+
+Cost: three sweeps (a 1-trial warm-up that extracts the features, then --trials twice), each
+trial 2 x --epochs epochs (fine-tune's two phases) over 6 x --per-class photos.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -17,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, add_common, make_parser, write_json
 
 
 def sweep(data: Path, store: Path, args, *extra: str) -> float:
@@ -30,12 +32,9 @@ def sweep(data: Path, store: Path, args, *extra: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser = add_common(make_parser(__doc__), trials=6, epochs=5)
     parser.add_argument("--per-class", type=int, default=40)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from harness.data._folders import write_synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +47,7 @@ def main() -> None:
     report = {"trials": args.trials, "epochs_per_phase": args.epochs, "images": 6 * args.per_class,
               "cpus": len(os.sched_getaffinity(0)), "seconds_1_worker": round(seconds[1], 1),
               "seconds_2_workers": round(seconds[2], 1), "speedup": round(seconds[1] / seconds[2], 2)}
-    (ROOT / "bench" / "workers.json").write_text(json.dumps(report, indent=1))
+    write_json(ROOT / "bench" / "workers.json", report)
     print(json.dumps(report, indent=1))
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from harness.config._settings import SweepConfig, SearchSpace
 from harness.training._methods import FineTune
-from harness.study._sweep import build_network
+from harness.training._prepare import build_network
 
 
 @pytest.mark.parametrize("backbone, size", [("vgg16", 48), ("mobilenet_v2", 64)])

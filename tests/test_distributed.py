@@ -100,7 +100,7 @@ def test_an_idle_worker_is_kept_while_a_trial_may_come_back(chief):
 
 
 def test_worker_env_splits_cores_and_gpus():
-    from harness.distributed._chief import worker_env
+    from harness.distributed._local_workers import worker_env
 
     envs = [worker_env(i, 2, [0, 1, 2, 3], ["0", "1"]) for i in range(2)]
     assert [e["HARNESS_CPUS"] for e in envs] == ["0,2", "1,3"]
@@ -129,6 +129,32 @@ def test_worker_without_a_chief_gives_up_with_a_message(tiny_data, store_uri):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "no running chief for oracle port" in result.output
+
+
+def test_a_chief_whose_store_cannot_list_the_trials_on_abort_still_ends_its_parent(tiny_data, store_uri, client,
+                                                                                 monkeypatch):
+    """The chief's sweep fails (here: its workers all exit), and while it aborts the store will not
+    list the parent's children: the parent still ends FAILED, and the first error is what the user reads."""
+    from harness.distributed import _chief
+    from harness.errors import HarnessError, StoreError
+    from harness.tracking import runs
+
+    def workers_gone(*args, **kwargs):
+        raise HarnessError("all 2 workers exited before the sweep ended")
+
+    def no_listing(*args, **kwargs):
+        raise StoreError("the store would not list the runs")
+
+    monkeypatch.setattr(_chief, "_watch", workers_gone)
+    monkeypatch.setattr(runs, "children", no_listing)  # what end_running_children lists with
+    args = tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--role", "chief",
+                           "--oracle", f"127.0.0.1:{_free_port()}")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "all 2 workers exited" in result.output and "Traceback" not in result.output
+    parents, children = runs_of(client, tiny_data.name)
+    assert [p.info.status for p in parents] == ["FAILED"]
+    assert parents[0].data.tags["distributed"] == "true"
 
 
 # -- real processes ----------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from harness.training import _feature_cache as features
 from harness.cli import app
 from harness.data._folders import image_dataset, scan
-from harness.study._sweep import build_network
+from harness.training._prepare import build_network
 from harness.config._settings import SweepConfig
 
 

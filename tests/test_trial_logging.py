@@ -25,7 +25,7 @@ def prepared(tmp_path_factory):
     from harness.config import _settings as config
     from harness.data._folders import scan, write_synthetic
     from harness.progress import NullReporter
-    from harness.study._sweep import prepare
+    from harness.training._prepare import prepare
 
     root = tmp_path_factory.mktemp("trial")
     old = os.environ.get("HARNESS_CACHE_DIR")

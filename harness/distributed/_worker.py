@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from harness.config import _settings as config
 from harness.config._settings import SweepConfig
-from harness.data._folders import scan
+from harness.data._folders import DataSet, scan
 from harness.errors import HarnessError
 from harness.distributed._oracle_service import HEARTBEAT_SECONDS, TOKEN_ENV, token_metadata
 from harness.progress import NullReporter
-from harness.training._seeding import seed_everything
 from harness.tracking import Tracker, resolve_store
+from harness.tuning._context import open_context
 from harness.tuning._tuner import TrackedTuner, make_oracle
 from harness.tracking import reading, runs
 
@@ -137,15 +137,16 @@ def _find_parent(tracker: Tracker, cfg: SweepConfig, port: int, wait: float) -> 
         time.sleep(2)
 
 
-def _sweep_config(tracker: Tracker, parent: str, local: SweepConfig) -> SweepConfig:
+def _sweep_config(tracker: Tracker, parent: str, local: SweepConfig) -> tuple[SweepConfig, DataSet]:
     """The chief's config, so every worker runs the same sweep; only the data path is local."""
     table = reading.load_json(tracker, parent, "sweep_config.json")
     table.update(data=local.data)
     cfg = config.validate(config.parse(table, local.method))
     expected = tracker.client.get_run(parent).data.tags.get("data_fingerprint")
-    if expected and scan(cfg.data).fingerprint != expected:
+    dataset = scan(cfg.data)
+    if expected and dataset.fingerprint != expected:
         raise HarnessError(f"data folder {cfg.data} differs from the chief's (fingerprint {expected})")
-    return cfg
+    return cfg, dataset
 
 
 def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_id: str,
@@ -153,28 +154,25 @@ def run_worker(local: SweepConfig, tracking_uri: str | None, oracle: str, tuner_
     """Run trials handed out by the chief at `oracle` until it says stop."""
     import grpc
 
-    from harness.study._sweep import fixed_params_of, prepare
-
     pin_from_env()
     host, port = parse_address(oracle)
     reporter = reporter or NullReporter()
     tracker = Tracker(resolve_store(tracking_uri), reporter.store_waiting)
     parent = parent_run or _find_parent(tracker, local, port, connect_timeout)
-    cfg = _sweep_config(tracker, parent, local)
-    seed_everything(cfg.seed)
-    prepared = prepare(cfg, scan(cfg.data), reporter)
+    cfg, dataset = _sweep_config(tracker, parent, local)
+    ctx = open_context(cfg, None, reporter, dataset=dataset, tracker=tracker)  # the chief's preamble, here
     os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host,
                       KERASTUNER_ORACLE_PORT=str(port))
     scratch = tempfile.TemporaryDirectory(prefix="harness-worker-")  # the oracle's state is the chief's
     tuner = WorkerTuner(  # keras-tuner sees the env and wraps the oracle in its OracleClient
-        make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker,
+        make_oracle(cfg), ctx.prepared.hypermodel, cfg=cfg, tracker=tracker,
         experiment_id=tracker.client.get_run(parent).info.experiment_id, parent_id=parent,
-        fixed_params=fixed_params_of(cfg, prepared),
-        reporter=reporter, directory=scratch.name, project_name=tuner_id, overwrite=True)
+        fixed_params=ctx.fixed_params, reporter=reporter, directory=scratch.name, project_name=tuner_id,
+        overwrite=True)
     tuner.oracle.stub = _Deadlines(tuner.oracle.stub, connect_timeout, os.environ.get(TOKEN_ENV) or None)
     reporter.sweep_started(cfg, f"worker {tuner_id} of parent run {parent}")
     try:
-        tuner.search(prepared.data, verbose=0)
+        tuner.search(ctx.prepared.data, verbose=0)
     except (grpc.RpcError, KeyboardInterrupt) as exc:
         lost = exc if isinstance(exc, grpc.RpcError) else tuner.chief_lost
         if lost is not None:

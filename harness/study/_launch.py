@@ -76,11 +76,11 @@ def launch(cfg: SweepConfig, tracking_uri: str | None, how: Launch, reporter):
     if cfg.tuner == "hyperband" and not how.local:
         raise HarnessError("--tuner hyperband runs in one process: a trial it continues starts from weights "
                            "an earlier trial saved on this machine; use random or bayesian with --workers/--role")
+    from harness.study._sweep import run_sweep
+
     if how.local:
-        from harness.study._sweep import run_sweep
-
         return run_sweep(cfg, tracking_uri, reporter, how.mode, register=how.register)
-    from harness.distributed._chief import chief_address, run_chief
+    from harness.distributed import ChiefRunner, chief_address
 
-    return run_chief(cfg, tracking_uri, chief_address(how.role, how.oracle, how.workers), how.workers,
-                     reporter)
+    runner = ChiefRunner(chief_address(how.role, how.oracle, how.workers), how.workers)
+    return run_sweep(cfg, tracking_uri, reporter, runner=runner)

@@ -54,7 +54,7 @@ def train_once(prepared, hp, seed: int) -> tuple[float, float]:
 
 def retrain(tracker: Tracker, parent: RunView, best_params: dict[str, str], k: int, log) -> list[float]:
     """Retrain the best configuration with k seeds; `log(seed, val, test)` records each."""
-    from harness.study._sweep import prepare
+    from harness.training._prepare import prepare
 
     cfg = sweep_config(tracker, parent)
     prepared = prepare(cfg, scan(cfg.data), NullReporter())  # a feature-cache hit after the sweep

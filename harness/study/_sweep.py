@@ -1,33 +1,26 @@
-"""One sweep end to end: check inputs, get features, run the tuner, record the best trial."""
+"""One sweep end to end, local or distributed: the preamble, the parent run (opened or resumed), the
+trials, the best trial and the winner recorded, and the end, FINISHED, FAILED or KILLED, never
+RUNNING. Who runs the trials is a TrialRunner: keras-tuner's tracked tuner in this process
+(harness.study._local), or the chief's oracle and its workers (harness.distributed), as keras-tuner
+runs the same `Tuner.search` with its oracle local or remote."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-from harness.backbones import _registry as backbones
-from harness.tracking import _ui_views as saved_views
-from harness.serving import _winner as winner
-from harness.data._check import check_dataset, warnings
-from harness.config._settings import SweepConfig
-from harness.data._folders import DataSet, scan
-from harness.training._heads import loss_for
-from harness.training._prepare import Network, Prepared, build_network, cached_features, prepare, view_count  # noqa: F401
 from harness.interrupts import signals_interrupt
 from harness.progress import NullReporter
-from harness.tuning._resume import claim, sweep_key
-from harness.training._seeding import seed_everything
-from harness.tracking import Store, Tracker, resolve_store
-from harness.tuning._oracles import hyperband_params
-from harness.tuning._tuner import TrackedTuner, TrialRecord, log_confusion_matrix, make_oracle
-from harness.tracking import experiments, reading, runs
+from harness.config._settings import SweepConfig
+from harness.serving import _winner as winner
+from harness.tracking import _ui_views as saved_views
+from harness.tracking import runs
+from harness.tuning._context import SweepContext, open_context
+from harness.tuning._tuner import TrialRecord, log_confusion_matrix
 
 
 @dataclass
@@ -48,174 +41,136 @@ class SweepResult:
     registered_model: str | None = None  # models:/NAME/VERSION with --register
 
 
-def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
-    keys = ("backbone", "weights", "epochs", "batch_size", "preprocessing", "augment", "tuner", "seed")
-    params = {k: getattr(cfg, k) for k in keys}
-    for key, values in (("image_size", cfg.image_sizes), ("pooling", cfg.poolings)):
-        if len(values) == 1:
-            params[key] = values[0]
-        else:  # searched: each trial's own value is its hyperparameter of this name
-            params[f"{key}_choices"] = ",".join(map(str, values))
-    if cfg.augment:
-        params["augment_views"] = cfg.augment_views
-        params["augmentation"] = " ".join(f"{k}={v}" for k, v in cfg.augmentation.__dict__.items())
-    params["n_classes"] = prepared.data.n_classes
-    params["output"] = "sigmoid" if prepared.data.n_classes == 2 else "softmax"
-    params["loss"] = loss_for(prepared.data.n_classes).name
-    if cfg.backbone == "mobilenet_v2":
-        params["alpha"] = cfg.alpha
-    params["precision"] = prepared.precision
-    params["optimizer"] = "adam" if cfg.method == "feature-extraction" else "adam, then rmsprop"
-    return params
+class TrialRunner(Protocol):
+    """Who runs a sweep's trials. `tags` and `params` go on a new parent run besides the sweep's own."""
+
+    tags: dict[str, str]
+    params: dict[str, object]
+
+    def claim(self, ctx: SweepContext) -> str | None:
+        """The earlier parent run this sweep continues, or None; held until `close`."""
+
+    def hold(self, parent: str) -> None:
+        """A new parent run now exists: keep other processes off it."""
+
+    def run(self, ctx: SweepContext, parent: str) -> None:
+        """Run every trial as a child run of `parent`; return when none is left running."""
+
+    def records(self) -> list[TrialRecord]: ...
+
+    def best_trial_id(self) -> str | None:
+        """The best trial by validation accuracy, as keras-tuner's oracle ranks them."""
+
+    def log_winner(self, ctx: SweepContext, parent: str, best: TrialRecord) -> str | None:
+        """The winner logged as a model (its URI), or None where this runner logs none."""
+
+    def stop(self) -> None:
+        """While an exception propagates: stop whatever runs trials."""
+
+    def close(self) -> None:
+        """Always, last: locks and helper processes let go."""
 
 
-def sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[str, str]:
-    return {"method": cfg.method, "backbone": cfg.backbone, "weights": cfg.weights, "tuner": cfg.tuner,
-            "seed": str(cfg.seed), "data_dir": str(dataset.root.resolve()),
-            "data_fingerprint": dataset.fingerprint, "sweep": "true",
-            "classes": json.dumps(list(dataset.class_names), ensure_ascii=False),
-            "feature_cache": _cache_tag(cfg, prepared),
-            "augment": str(cfg.augment).lower(), "precision": prepared.precision}
-
-
-def _cache_tag(cfg: SweepConfig, prepared: Prepared) -> str:
-    k = view_count(cfg)
-    if cfg.augment and not k:
-        return "off (augment_views = 0, fresh augmentation: the full network runs every epoch)"
-    if not prepared.cache_path:
-        replay = f", replaying {k} augmented views" if k else ""
-        return f"off (naive: the full network runs every epoch{replay})"
-    return ("hit" if prepared.cache_hit else "miss") + (f" ({k} augmented views per training image)" if k else "")
-
-
-def warn_about_data(dataset: DataSet, reporter) -> None:
-    """Duplicates across splits or classes: one warning line per kind; the sweep goes on."""
-    for line in warnings(check_dataset(dataset)):
-        reporter.warn(line)
-
-
-def tuner_dir(store: Store) -> Path:
-    """keras-tuner's own state lives beside a local store, else in the working folder."""
-    return (store.local_dir or Path(".harness")) / "tuner"
-
-
-def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None,
-              resume: str = "auto", use_cache: bool = True, register: str | None = None) -> SweepResult:
+def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, reporter=None, resume: str = "auto",
+              use_cache: bool = True, register: str | None = None, runner: TrialRunner | None = None) -> SweepResult:
     """Run one sweep, or continue the interrupted one with the same configuration
-    (resume: auto | resume | fresh); the parent ends FINISHED, FAILED or KILLED, never RUNNING.
-    `use_cache=False` is the naive baseline: the backbone runs inside every trial (bench/).
-    `register`: the winner becomes a new version of that registered model."""
+    (resume: auto | resume | fresh). `use_cache=False` is the naive baseline: the backbone runs
+    inside every trial (bench/). `register`: the winner becomes a new version of that registered
+    model. `runner`: who runs the trials (default: this process)."""
+    from harness.study._local import LocalRunner
+
     reporter = reporter or NullReporter()
     start = time.perf_counter()
-    dataset = scan(cfg.data)  # bad folders and images fail here, before any compute or logging
-    warn_about_data(dataset, reporter)
-    backbones.get_spec(cfg.backbone)
-    store = resolve_store(tracking_uri)
-    tracker = Tracker(store, reporter.store_waiting)
-    experiments.find(tracker, cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
-    key = sweep_key(cfg, dataset.fingerprint)
-    seed_everything(cfg.seed)
-    prepared = prepare(cfg, dataset, reporter, use_cache)
-    experiment_id = experiments.ensure(tracker, cfg.experiment_name)
-    tags = {**sweep_tags(cfg, dataset, prepared), "sweep_key": key}
-    claimed = claim(tracker, cfg.experiment_name, key, tuner_dir(store), resume)
+    ctx = open_context(cfg, tracking_uri, reporter, use_cache)
+    runner = runner or LocalRunner(resume)
     try:
         with signals_interrupt():
-            parent = _open_parent(tracker, claimed, experiment_id, cfg, tags, prepared)
-            tuner, best, seconds, model = _search(tracker, store, parent, experiment_id, cfg, prepared, reporter,
-                                                  start, tags, register)
+            parent = open_parent(ctx, runner)
+            best, uri, seconds = _trials(ctx, parent, runner, start)
     finally:
-        claimed.release()
-    saved_views.write_views(tracker, experiment_id)  # the UI's saved views now include this sweep
-    return SweepResult(cfg.method, cfg.experiment_name, parent, store.uri, list(tuner.records.values()),
-                       best, seconds, prepared.cache_hit, prepared.extraction_seconds, tags, *model)
+        runner.close()
+    saved_views.write_views(ctx.tracker, ctx.experiment_id)  # the UI's saved views now include this sweep
+    tags = {**ctx.tags, **runner.tags}
+    # after the sweep has ended FINISHED: a registry problem does not undo a finished sweep
+    registered = winner.register(ctx.tracker, register, uri, parent, best, tags) if register and uri else None
+    return SweepResult(cfg.method, cfg.experiment_name, parent, ctx.store.uri, runner.records(), best, seconds,
+                       ctx.prepared.cache_hit, ctx.prepared.extraction_seconds, tags, uri, registered)
 
 
-def _open_parent(tracker: Tracker, claimed, experiment_id: str, cfg: SweepConfig, tags, prepared) -> str:
-    """The claimed parent, its stale RUNNING trials marked KILLED; else a new parent run."""
-    if claimed.parent_id:
-        parent = claimed.parent_id
-        runs.end_running_children(tracker, experiment_id, parent, "KILLED")  # left by a killed process
+def open_parent(ctx: SweepContext, runner: TrialRunner) -> str:
+    """The parent the runner claims, its stale RUNNING trials marked KILLED; else a new parent run
+    with the sweep's params and resolved config (a worker runs that config)."""
+    resumed = runner.claim(ctx)
+    tracker, tags = ctx.tracker, {**ctx.tags, **runner.tags}  # the runner's (a sweep key) known once it claims
+    if resumed:
+        parent = resumed
+        runs.end_running_children(tracker, ctx.experiment_id, parent, "KILLED")  # left by a killed process
     else:
-        name = f"{cfg.method} · {cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
-        parent = runs.start(tracker, experiment_id, name, tags)
-        claimed.hold(parent)
+        name = f"{ctx.cfg.method} · {ctx.cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
+        parent = runs.start(tracker, ctx.experiment_id, name, tags)
+        runner.hold(parent)
     try:
-        if claimed.parent_id:
+        if resumed:
             tracker.client.update_run(parent, status="RUNNING")
             runs.set_tags(tracker, parent, tags)
             return parent
-        runs.log_params(tracker, parent, {**fixed_params_of(cfg, prepared),
-                                    "max_trials": cfg.max_trials})
-        tracker.client.log_dict(parent, cfg.to_dict(), "sweep_config.json")
-        runs.log_metrics(tracker, parent, {"extraction_seconds": prepared.extraction_seconds,
-                                     "cache_hit": float(prepared.cache_hit)})
+        runs.log_params(tracker, parent, {**ctx.fixed_params, "max_trials": ctx.cfg.max_trials, **runner.params})
+        tracker.client.log_dict(parent, ctx.cfg.to_dict(), "sweep_config.json")
+        runs.log_metrics(tracker, parent, {"extraction_seconds": ctx.prepared.extraction_seconds,
+                                           "cache_hit": float(ctx.prepared.cache_hit)})
     except BaseException:
-        _end_sweep(tracker, experiment_id, parent)
+        end_sweep(ctx, parent)
         raise
     return parent
 
 
-def _search(tracker: Tracker, store: Store, parent: str, experiment_id: str, cfg: SweepConfig,
-            prepared: Prepared, reporter, start: float, tags: dict[str, str], register: str | None):
-    """keras-tuner's search under `parent`, then the winner logged (and registered); on any exit
-    but success, its runs end KILLED or FAILED. Returns (tuner, best, seconds, (model URI, registered))."""
+def _trials(ctx: SweepContext, parent: str, runner: TrialRunner, start: float):
+    """The runner's trials under `parent`, then the best one and the winner recorded and the parent
+    ended FINISHED; on any other exit its runs end KILLED or FAILED. (best, model URI, seconds)."""
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner" line
-            tuner = TrackedTuner(
-                make_oracle(cfg), prepared.hypermodel, cfg=cfg, tracker=tracker, experiment_id=experiment_id,
-                parent_id=parent, fixed_params=fixed_params_of(cfg, prepared),
-                reporter=reporter,
-                directory=str(tuner_dir(store)), project_name=parent, overwrite=False)
-        tuner.restore_records(reading.children(tracker, parent, experiment_id))
-        if cfg.tuner == "hyperband":
-            runs.log_params(tracker, parent, hyperband_params(tuner.oracle))
-        reporter.sweep_started(cfg, tracker.client.get_run(parent).info.run_name, tuner.planned_trials)
-        tuner.search(prepared.data, verbose=0)  # our reporter, not the oracle's printout
-        best = _record_best(tracker, parent, tuner)
-        uri = None
-        if best is not None:
-            log_confusion_matrix(tracker, best.run_id, f"{best.name} · test split")
-            size = best.hyperparameters.get("image_size", cfg.image_sizes[0])  # the trial's size when searched
-            uri = winner.log_winner(tracker, parent, best, tuner, prepared.frozen[size], cfg, size,
-                                    prepared.data.class_names)
+        runner.run(ctx, parent)
+        best = record_best(ctx, parent, runner)
+        uri = runner.log_winner(ctx, parent, best) if best is not None else None
         seconds = time.perf_counter() - start
-        runs.log_metrics(tracker, parent, {"sweep_seconds": seconds, "trials_finished": sum(
-            r.status == "FINISHED" for r in tuner.records.values())})
-        tracker.client.set_terminated(parent, "FINISHED")
+        runs.log_metrics(ctx.tracker, parent, {"sweep_seconds": seconds, "trials_finished": sum(
+            r.status == "FINISHED" for r in runner.records())})
+        ctx.tracker.client.set_terminated(parent, "FINISHED")
     except BaseException:
-        _end_sweep(tracker, experiment_id, parent)
+        end_sweep(ctx, parent, runner)
         raise
-    # after the sweep has ended FINISHED: a registry problem does not undo a finished sweep
-    registered = winner.register(tracker, register, uri, parent, best, tags) if register and uri else None
-    return tuner, best, seconds, (uri, registered)
+    return best, uri, seconds
 
 
-def _end_sweep(tracker: Tracker, experiment_id: str, parent: str) -> None:
-    """While an exception propagates: end the trial in progress and the parent, KILLED or FAILED."""
-    status = "KILLED" if _interrupted() else "FAILED"
-    try:
-        runs.end_running_children(tracker, experiment_id, parent, status)
-    finally:  # the parent too, even if the store would not list its children
-        tracker.client.set_terminated(parent, status)
-
-
-def _interrupted() -> bool:
-    import sys
-
-    return isinstance(sys.exc_info()[1], KeyboardInterrupt)
-
-
-def _record_best(tracker: Tracker, parent: str, tuner: TrackedTuner) -> TrialRecord | None:
-    """The best trial by validation accuracy, as keras-tuner's oracle ranks them."""
-    best_trials = tuner.oracle.get_best_trials(1)
-    if not best_trials:
+def record_best(ctx: SweepContext, parent: str, runner: TrialRunner) -> TrialRecord | None:
+    """The best trial by validation accuracy (test accuracy is reported, never used to choose): its
+    ids, hyperparameters and scores on the parent, its confusion matrix on its own run."""
+    best_id = runner.best_trial_id()
+    best = next((r for r in runner.records() if r.trial_id == best_id and r.run_id), None)
+    if best is None:
         return None
-    best = tuner.records[best_trials[0].trial_id]
-    runs.set_tags(tracker, parent, {"best_trial_id": best.trial_id, "best_run_id": best.run_id,
-                              **{f"best.{k}": v for k, v in best.hyperparameters.items()}})
+    runs.set_tags(ctx.tracker, parent, {"best_trial_id": best.trial_id, "best_run_id": best.run_id,
+                                        **{f"best.{k}": v for k, v in best.hyperparameters.items()}})
     metrics = {"best_val_accuracy": best.val_accuracy}
     if not math.isnan(best.test_accuracy):
         metrics["best_test_accuracy"] = best.test_accuracy
-    runs.log_metrics(tracker, parent, metrics)
+    runs.log_metrics(ctx.tracker, parent, metrics)
+    log_confusion_matrix(ctx.tracker, best.run_id, f"{best.name} · test split")
     return best
+
+
+def end_sweep(ctx: SweepContext, parent: str, runner: TrialRunner | None = None) -> None:
+    """While an exception propagates: stop the runner, end the trials still running and the parent,
+    KILLED or FAILED. The parent ends even when the store would not list its trials, and such a
+    second failure does not hide the first (it is added to it as a note)."""
+    first = sys.exc_info()[1]
+    status = "KILLED" if isinstance(first, KeyboardInterrupt) else "FAILED"
+    try:
+        if runner is not None:
+            runner.stop()
+        runs.end_running_children(ctx.tracker, ctx.experiment_id, parent, status)
+    except Exception as exc:
+        if first is None:
+            raise
+        first.add_note(f"while ending the sweep's runs: {exc}")
+    finally:  # the parent too, even if the store would not list its children
+        ctx.tracker.client.set_terminated(parent, status)
