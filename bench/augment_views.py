@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     p.add_argument("--head", nargs="+", default=["128,0.5,1e-4"], help="units,dropout,learning_rate")
     args = p.parse_args(argv)
 
-    from harness.config._settings import SweepConfig, validate
+    from harness.config import SweepConfig, validate
     from harness.data._folders import scan
     from harness.training._prepare import build_network, cached_features
 

@@ -24,7 +24,7 @@ from _common import OPTIONAL, ROOT, add_common, make_parser, write_json
 
 CHILD = """
 import sys, time
-from harness.config._settings import SweepConfig, validate
+from harness.config import SweepConfig, validate
 from harness.data._folders import scan
 from harness.training._prepare import build_network, cached_features
 cfg = validate(SweepConfig(method="feature-extraction", data=sys.argv[1], backbone=sys.argv[2],

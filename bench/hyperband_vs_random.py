@@ -25,7 +25,7 @@ import threading
 import time
 
 from _common import EPOCHS, REQUIRED, SEED, add_common, make_parser, write_json
-from harness.config._settings import SweepConfig, validate
+from harness.config import SweepConfig, validate
 from harness.study._sweep import run_sweep
 
 

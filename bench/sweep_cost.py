@@ -32,7 +32,7 @@ import numpy as np
 
 from _common import EPOCHS, REQUIRED, SEED, add_common, make_parser, write_json
 from harness.backbones import _precision as hardware
-from harness.config._settings import SweepConfig, validate
+from harness.config import SweepConfig, validate
 from harness.study._sweep import run_sweep
 
 

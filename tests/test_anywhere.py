@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import runs_of, tiny_sweep_args
-from harness.config import _settings as config
+from harness import config as config
 from harness.cli import app
 
 runner = CliRunner()

@@ -109,7 +109,7 @@ def test_a_full_disk_mid_write_leaves_no_entry_and_the_next_run_extracts_again(t
 
 
 def test_an_entry_cut_short_is_extracted_again(tiny_data):
-    from harness.config._settings import SweepConfig
+    from harness.config import SweepConfig
     from harness.training._prepare import build_network, cached_features
 
     cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32,

@@ -5,7 +5,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from harness.config._settings import SweepConfig, SearchSpace
+from harness.config import SweepConfig, SearchSpace
 from harness.training._methods import FineTune
 from harness.training._prepare import build_network
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.config import _settings as config
+from harness import config as config
 from harness.errors import HarnessError
 
 @pytest.mark.parametrize("method", config.METHODS)

@@ -344,7 +344,7 @@ def test_a_chief_on_the_network_prints_one_warning_line(tmp_path, store_uri, mon
 def test_a_worker_without_the_chiefs_token_is_turned_away_with_one_line(tiny_data, store_uri, client, monkeypatch):
     import keras_tuner as kt
 
-    from harness.config import _settings as config
+    from harness import config as config
     from harness.data._folders import scan
     from harness.distributed._oracle_service import Chief
 

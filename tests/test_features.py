@@ -7,7 +7,7 @@ from harness.training import _feature_cache as features
 from harness.cli import app
 from harness.data._folders import image_dataset, scan
 from harness.training._prepare import build_network
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 
 
 def _key(data, **changes):

@@ -133,7 +133,7 @@ def test_sweep_key_is_the_resolved_configuration_not_the_path(tmp_path):
     import dataclasses
     import shutil
 
-    from harness.config import _settings as config
+    from harness import config as config
     from harness.backbones._registry import build_base
     from harness.data._folders import scan, write_synthetic
     from harness.tuning._resume import sweep_key

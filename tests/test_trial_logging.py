@@ -22,7 +22,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """Cached tiny features and each method's hypermodel, as a sweep prepares them."""
-    from harness.config import _settings as config
+    from harness import config as config
     from harness.data._folders import scan, write_synthetic
     from harness.progress import NullReporter
     from harness.training._prepare import prepare
@@ -115,7 +115,7 @@ def test_steps_per_execution_divides_the_epoch():
 def test_an_endless_train_pipeline_still_trains_exactly_one_pass_per_epoch(rows, batch):
     from harness.training._methods import FeatureExtraction
     from harness.training._trial_data import TrialData
-    from harness.config._settings import SearchSpace
+    from harness.config import SearchSpace
 
     rng = np.random.default_rng(0)
     arrays = {"top": {s: rng.normal(size=(rows, 2, 2, 3)).astype("float32") for s in ("train", "validation")}}

@@ -9,7 +9,7 @@ import pytest
 
 from harness.data import _augment as augment
 from harness.data import _views as views
-from harness.config._settings import Augmentation, SweepConfig
+from harness.config import Augmentation, SweepConfig
 
 
 def test_every_view_is_used_once_before_any_repeats_in_a_seeded_order():

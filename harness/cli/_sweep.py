@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from harness.cli._app import app, err, handled, out
+from harness.config import METHODS, Setting, SweepConfig, flagged, load, write_defaults
 
 sweep_app = typer.Typer(help="Run a KerasTuner sweep of one method.", no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
@@ -18,16 +20,7 @@ def _sweep_command(method: str):
     def command(
         config: Optional[Path] = typer.Option(None, help="Sweep file (TOML); default: the packaged one "
                                               "(`harness init` copies it for editing)."),
-        data: Optional[str] = typer.Option(None, help="Data folder: {train,validation,test}/<class>/<images>."),
-        backbone: Optional[str] = typer.Option(None, help="vgg16 | mobilenet_v2"),
-        weights: Optional[str] = typer.Option(None, help="imagenet | none | PATH to a .weights.h5 file"),
-        image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),
-        max_trials: Optional[int] = typer.Option(None, "--max-trials"),
-        epochs: Optional[int] = typer.Option(None, help="Epochs per phase."),
-        tuner: Optional[str] = typer.Option(None, help="random | bayesian | hyperband"),
-        seed: Optional[int] = typer.Option(None),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
-        experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default: data folder name)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the interrupted sweep of this "
                                     "configuration; an error if there is none."),
         fresh: bool = typer.Option(False, "--fresh", help="Start a new sweep even if one was interrupted."),
@@ -39,16 +32,14 @@ def _sweep_command(method: str):
                                               help="Worker: seconds to wait for the chief."),
         register: Optional[str] = typer.Option(None, "--register", help="Register the winner as a new "
                                                "version of this MLflow registered model."),
+        **settings,  # one option per declared setting flag, added to the signature below
     ):
-        from harness.config import _settings as config_mod
         from harness.study._launch import Launch, launch, launch_warnings
         from harness.cli._progress import RichReporter
         from harness.cli._render import result_view
 
-        overrides = dict(data=data, backbone=backbone, weights=weights, image_size=image_size,
-                         max_trials=max_trials, epochs=epochs, tuner=tuner, seed=seed, experiment=experiment)
         how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, register)
-        cfg = config_mod.load(config, method, overrides)
+        cfg = load(config, method, settings)  # a flag not given is None: the file's value stands
         for warning in launch_warnings(how):
             err.print(escape(warning).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
         with RichReporter(err) as reporter:
@@ -56,10 +47,29 @@ def _sweep_command(method: str):
         out.print(result_view(result))
 
     command.__doc__ = f"Sweep the {method} method's hyperparameters with KerasTuner."
-    return handled(command)
+    wrapped = handled(command)
+    wrapped.__signature__ = _with_setting_options(inspect.signature(command, eval_str=True))
+    return wrapped
 
 
-for _method in ("feature-extraction", "fine-tune"):
+def _with_setting_options(run_mode: inspect.Signature) -> inspect.Signature:
+    """The command's signature as Typer reads it: --config, then an option per declared setting
+    flag (typed by its declaration; None: not given), then the run-mode options."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [p.replace(kind=keyword) for p in run_mode.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    options = [inspect.Parameter(name, keyword, annotation=Optional[s.kind],
+                                 default=typer.Option(None, s.flag, help=_help(s)))
+               for name, s in flagged(SweepConfig).items()]
+    return run_mode.replace(parameters=params[:1] + options + params[1:])
+
+
+def _help(s: Setting) -> str:
+    allowed = f" One of: {' | '.join(s.choices)}." if s.choices else ""
+    one = " One value; a sweep file may list several to search." if s.listable else ""
+    return f"{s.help}.{allowed}{one}"
+
+
+for _method in METHODS:
     sweep_app.command(_method)(_sweep_command(_method))
 
 
@@ -70,8 +80,6 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite existing sweep files."),
 ):
     """Write the two default sweep files into a folder, to edit and pass with --config."""
-    from harness.config._settings import write_defaults
-
     for path in write_defaults(directory, force):
         out.print(f"wrote {path}")
     out.print("edit them, then: harness sweep <method> --config FILE")

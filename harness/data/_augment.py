@@ -14,7 +14,7 @@ import zlib
 import keras
 import numpy as np
 
-from harness.config._settings import Augmentation
+from harness.config import Augmentation
 
 DRAW = 256  # rows drawn per call; every per-image parameter has this leading dimension
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 from harness.distributed._oracle_service import TOKEN_ENV
 
 

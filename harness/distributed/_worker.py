@@ -11,8 +11,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from harness.config import _settings as config
-from harness.config._settings import SweepConfig
+from harness import config as config
+from harness.config import SweepConfig
 from harness.data._folders import DataSet, scan
 from harness.errors import HarnessError
 from harness.distributed._oracle_service import HEARTBEAT_SECONDS, TOKEN_ENV, token_metadata

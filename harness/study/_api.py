@@ -36,6 +36,7 @@ def sweep(method: str, *, config: str | Path | None = None, tracking_uri: str | 
     that registered model. `reporter`: a harness.progress.NullReporter-like object to watch it."""
     if resume not in MODES:
         raise HarnessError(f"resume: {resume!r} is not one of {', '.join(MODES)}")
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}  # data=Path(...)
     cfg = load(config, method, settings)
     how = Launch(resume=resume == "resume", fresh=resume == "fresh", workers=workers, register=register)
     return launch(cfg, tracking_uri, how, reporter)

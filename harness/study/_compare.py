@@ -9,7 +9,7 @@ from datetime import datetime
 
 import numpy as np
 
-from harness.config._settings import METHODS
+from harness.config import METHODS
 from harness.errors import HarnessError
 from harness.training._metrics import PREDICTIONS_ARTIFACT, Predictions, metric_safe, parse_predictions
 from harness.tracking import RunView, Tracker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import _settings as config
+from harness import config as config
 from harness.data._folders import write_synthetic
 from harness.study._sweep import SweepResult, run_sweep
 

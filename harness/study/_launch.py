@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 from harness.errors import HarnessError
 
 

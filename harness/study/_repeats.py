@@ -8,7 +8,7 @@ import math
 import keras
 import keras_tuner as kt
 
-from harness.config import _settings as config
+from harness import config as config
 from harness.training._callbacks import KeepBestWeights, Validation
 from harness.data._folders import scan
 from harness.progress import NullReporter

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from harness.interrupts import signals_interrupt
 from harness.progress import NullReporter
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 from harness.serving import _winner as winner
 from harness.tracking import _ui_views as saved_views
 from harness.tracking import runs

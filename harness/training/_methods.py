@@ -7,7 +7,7 @@ import keras_tuner as kt
 
 from harness.data import _augment as augmentation
 from harness.backbones._registry import fresh_copy
-from harness.config._settings import Augmentation, Range, SearchSpace
+from harness.config import Augmentation, Range, SearchSpace
 from harness.training._optimizers import FusedAdam, FusedRMSprop
 from harness.training._heads import loss_for, make_head
 from harness.training._trial_data import TrialData

@@ -11,7 +11,7 @@ from harness.backbones import _registry as backbones
 from harness.training import _feature_cache as features
 from harness.backbones import _precision as hardware
 from harness.data import _views as views
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 from harness.data._folders import DataSet, image_dataset
 from harness.training._methods import METHODS
 from harness.training._trial_data import SizedData, TrialData

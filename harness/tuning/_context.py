@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backbones import _registry as backbones
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig, declared
 from harness.data._check import check_dataset, warnings
 from harness.data._folders import DataSet, scan
 from harness.tracking import Store, Tracker, experiments, resolve_store
@@ -71,22 +71,23 @@ def tuner_dir(store: Store) -> Path:
 
 
 def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
-    """The sweep's settings every trial shares, as MLflow params of the parent and of each trial."""
-    keys = ("backbone", "weights", "epochs", "batch_size", "preprocessing", "augment", "tuner", "seed")
-    params = {k: getattr(cfg, k) for k in keys}
-    for key, values in (("image_size", cfg.image_sizes), ("pooling", cfg.poolings)):
-        if len(values) == 1:
+    """The sweep's settings every trial shares, as MLflow params of the parent and of each trial:
+    those whose declarations say they are logged (and when), then what the sweep derives."""
+    params = {}
+    for key, setting in declared(SweepConfig).items():
+        if not setting.logs(cfg):
+            continue
+        value = getattr(cfg, key)
+        values = value if setting.listable and isinstance(value, tuple) else (value,)
+        if setting.table:
+            params[key] = " ".join(f"{k}={v}" for k, v in value.__dict__.items())
+        elif len(values) == 1:
             params[key] = values[0]
         else:  # searched: each trial's own value is its hyperparameter of this name
             params[f"{key}_choices"] = ",".join(map(str, values))
-    if cfg.augment:
-        params["augment_views"] = cfg.augment_views
-        params["augmentation"] = " ".join(f"{k}={v}" for k, v in cfg.augmentation.__dict__.items())
     params["n_classes"] = prepared.data.n_classes
     params["output"] = "sigmoid" if prepared.data.n_classes == 2 else "softmax"
     params["loss"] = loss_for(prepared.data.n_classes).name
-    if cfg.backbone == "mobilenet_v2":
-        params["alpha"] = cfg.alpha
     params["precision"] = prepared.precision
     params["optimizer"] = "adam" if cfg.method == "feature-extraction" else "adam, then rmsprop"
     return params

@@ -8,7 +8,7 @@ import math
 import keras_tuner as kt
 
 from harness.tuning import _kt_internals as kt_internals
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 HYPERBAND_FACTOR = 3  # keras-tuner's default: each round keeps the best third, for 3x the epochs

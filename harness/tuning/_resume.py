@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.backbones._registry import weights_identity
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 from harness.errors import HarnessError
 from harness.tracking import experiments, reading
 

@@ -17,7 +17,7 @@ from harness.training import _metrics as metrics
 from harness.training import _plots as plots
 from harness.training._saved import WEIGHTS_FILE, save_trained
 from harness.training._callbacks import EpochLogger, KeepBestWeights, Validation
-from harness.config._settings import SweepConfig
+from harness.config import SweepConfig
 from harness.errors import HarnessError, StoreError
 from harness.tuning._kt_internals import is_consecutive_failures_stop, quiet_failed_trials
 from harness.training._heads import class_probabilities, mean_loss
