@@ -1,6 +1,6 @@
 """Every keras-tuner internal harness relies on, in one place, each with why the public API does not do.
 
-pyproject pins keras-tuner to the minor versions tested (>=1.4.8,<1.5); tests/test_kt_internals.py
+pyproject pins keras-tuner to the minor versions tested (>=1.4.8,<1.5); tests/tuning/test_kt_internals.py
 fails, naming the missing piece, if an upgrade removes one of these.
 """
 

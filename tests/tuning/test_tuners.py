@@ -1,5 +1,5 @@
 """The bayesian and hyperband tuners end to end through the CLI for each method (random search's are
-tests/test_sweep_cli.py), read back through MlflowClient; hyperband's rounds, epoch budget and
+tests/cli/test_sweep_cli.py), read back through MlflowClient; hyperband's rounds, epoch budget and
 continued trials; resuming a hyperband sweep."""
 
 from __future__ import annotations

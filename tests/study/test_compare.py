@@ -13,7 +13,7 @@ from conftest import tiny_sweep_args
 from harness.cli import app
 
 runner = CliRunner()
-# CI's slow step (.ci/run) runs these; the default suite compares in tests/test_multiclass.py
+# CI's slow step (.ci/run) runs these; the default suite compares in tests/study/test_multiclass.py
 pytestmark = pytest.mark.slow
 METHODS = ("feature-extraction", "fine-tune")
 

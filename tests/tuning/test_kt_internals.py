@@ -1,4 +1,4 @@
-"""The keras-tuner internals harness relies on (harness/kt_internals.py) are all still there, and
+"""The keras-tuner internals harness relies on (harness/tuning/_kt_internals.py) are all still there, and
 behave as harness assumes: a keras-tuner upgrade that breaks one fails here, by name."""
 
 import keras_tuner as kt

@@ -18,7 +18,7 @@ from harness import config as config
 from harness.cli import app
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_default_sweep_files_ship_inside_the_package_only():

@@ -24,7 +24,7 @@ from conftest import tiny_sweep_args
 from harness.cli import app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")]
 COLUMNS = ("best_val_accuracy", "test_accuracy", "val_accuracy", "units", "dropout", "learning_rate",
            "fine_tune_learning_rate")
