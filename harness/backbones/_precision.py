@@ -47,3 +47,16 @@ def dtype_policy(precision: str):
         yield
     finally:
         keras.config.set_dtype_policy(before)
+
+
+def float32_copy(model):
+    """The same layers and weights computing in float32: a block taken from a base built in
+    bfloat16 that trials will train (the optimizer keeps float32 weights either way)."""
+    import keras
+
+    def as_float32(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=as_float32)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -26,7 +26,7 @@ def _version(asked: bool) -> None:
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up log lines."),
+def main(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's own start-up log lines, and the MLflow servers' own output."),
          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print harness's version and exit.")):
     """Transfer-learning sweeps with KerasTuner, tracked in MLflow."""

@@ -15,15 +15,16 @@ def demo(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
     data: Path = typer.Option(Path("data/synthetic"), help="Where the synthetic photos go."),
 ):
-    """Offline demo: synthetic photos, random-weight backbone, a few trials of both methods."""
+    """Offline demo: synthetic photos, random-weight backbone, a few trials of both methods, compared."""
     from harness.study._demo import run_demo
     from harness.cli._progress import RichReporter
-    from harness.cli._render import sweep_table
+    from harness.cli._render import comparison_table, sweep_table
 
     with RichReporter(err) as reporter:
-        results = run_demo(data, tracking_uri, reporter)
+        results, comparison = run_demo(data, tracking_uri, reporter)
     for result in results:
         out.print(sweep_table(result))
+    out.print(comparison_table(comparison))
     out.print("Open the results in the MLflow UI:  [bold]harness ui[/]  and follow the links it prints")
 
 

@@ -58,15 +58,20 @@ def _with_setting_options(run_mode: inspect.Signature) -> inspect.Signature:
     keyword = inspect.Parameter.KEYWORD_ONLY
     params = [p.replace(kind=keyword) for p in run_mode.parameters.values() if p.kind is not p.VAR_KEYWORD]
     options = [inspect.Parameter(name, keyword, annotation=Optional[s.kind],
-                                 default=typer.Option(None, s.flag, help=_help(s)))
+                                 default=typer.Option(None, _spelling(s), help=_help(s)))
                for name, s in flagged(SweepConfig).items()]
     return run_mode.replace(parameters=params[:1] + options + params[1:])
+
+
+def _spelling(s: Setting) -> str:
+    # a switch needs its off form too: the sweep file may have turned it on
+    return f"{s.flag}/--no-{s.flag[2:]}" if s.kind is bool else s.flag
 
 
 def _help(s: Setting) -> str:
     allowed = f" One of: {' | '.join(s.choices)}." if s.choices else ""
     one = " One value; a sweep file may list several to search." if s.listable else ""
-    return f"{s.help}.{allowed}{one}"
+    return escape(f"{s.help}.{allowed}{one}")  # [augmentation] is a table's name, not rich markup
 
 
 for _method in METHODS:

@@ -44,7 +44,7 @@ class SweepConfig:
     preprocessing: str = setting("backbone", str, "backbone: the network's own; rescale: the tutorial's 1/255",
                                  choices=PREPROCESSING, param=True)
     augment: bool = setting(False, bool, "Train on randomly transformed images (the [augmentation] table)",
-                            param=True)
+                            flag="--augment", param=True)
     augment_views: int = setting(5, int, "With augment: K augmented views of every training image, cached; "
                                  "0: fresh augmentation every epoch, uncached", at_least=0,
                                  flag="--augment-views", param=lambda cfg: cfg.augment)

@@ -162,8 +162,12 @@ def synthetic_classes(n: int) -> tuple[tuple[str, float, tuple[int, int, int]], 
 
 
 def _synthetic_image(angle: float, tint: tuple[int, int, int], size: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """Stripes at `angle` (0: horizontal) in a jittered tint, plus noise."""
+                     rng: np.random.Generator, spread: float = 0.0) -> np.ndarray:
+    """Stripes at `angle` (0: horizontal) in a jittered tint, plus noise. `spread` > 0 makes the
+    classes overlap: the angle varies by up to 2/3 * spread degrees and the tint by `spread` more."""
+    if spread:  # no extra draws otherwise: spread 0 keeps the pixels the tests were written on
+        angle = angle + rng.uniform(-2 * spread / 3, 2 * spread / 3)
+        tint = tuple(np.asarray(tint) + rng.normal(0, spread, 3))
     period = rng.integers(6, 14)
     phase = rng.uniform(0, 2 * np.pi)
     # Rounded so 0 and 90 degrees are exact: the two-class set keeps its exact pixels.
@@ -176,8 +180,9 @@ def _synthetic_image(angle: float, tint: tuple[int, int, int], size: int,
 
 
 def write_synthetic(root: str | Path, per_class: int = 20, size: int = 64, seed: int = 0,
-                    classes: int = 2) -> Path:
-    """A small JPEG set of `classes` classes in the split layout; per_class images in every split."""
+                    classes: int = 2, spread: float = 0.0) -> Path:
+    """A small JPEG set of `classes` classes in the split layout; per_class images in every split;
+    `spread` (see _synthetic_image) makes them harder to tell apart."""
     from PIL import Image
 
     if per_class < 1 or size < 8:
@@ -191,7 +196,7 @@ def write_synthetic(root: str | Path, per_class: int = 20, size: int = 64, seed:
             folder.mkdir(parents=True, exist_ok=True)
             stem = name[:-1] if classes == 2 else name  # cat.0.jpg, as in the tutorial
             for i in range(per_class):
-                Image.fromarray(_synthetic_image(angle, tint, size, rng)).save(
+                Image.fromarray(_synthetic_image(angle, tint, size, rng, spread)).save(
                     folder / f"{stem}.{i}.jpg", quality=90)
     return root
 

@@ -1,5 +1,5 @@
 """The servers harness starts (`harness ui`, `harness server`, the private server of
-`--workers`): what to run, where it answers, and running it."""
+`--workers`): what to run, where it answers, where its log goes, and running it."""
 
 from __future__ import annotations
 
@@ -25,13 +25,41 @@ class ServerPlan:
     notes: list[str] = field(default_factory=list)  # lines for the user (warnings, where the password is)
     remote: bool = False  # nothing to start: the store is a tracking server, with its own UI
     links: list = field(default_factory=list)  # harness.tracking._ui_views.Link: the sweeps' views in the UI
+    log: Path | None = None  # where the server's own output goes (None: the terminal)
 
 
-def serve(plan: ServerPlan, on_ready: Callable[[], None] | None = None) -> None:
-    """Run the server until Ctrl-C or SIGTERM (then stop it and return), or until it fails."""
+def state_folder(store) -> Path:
+    """Where harness keeps a server's own files (auth, logs): the folder of a local store, so one
+    folder is one store with all that belongs to it; for a database server, ./mlruns beside us,
+    where `harness server` keeps its artifacts too (one place to look, whichever store)."""
+    return store.local_dir or Path("mlruns").resolve()
+
+
+def log_path(store, kind: str, port: int) -> Path:
+    """`<state folder>/logs/<kind>-<port>.log`: one file per port, so two servers over one store
+    (both on a host's port only once) never write into one file."""
+    return state_folder(store) / "logs" / f"{kind}-{port}.log"
+
+
+def _open_log(path: Path | None) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        raise HarnessError(f"cannot write the server log {path} ({exc.strerror}): rerun with --verbose "
+                           "to see the server's output on the terminal instead") from None
+
+
+def serve(plan: ServerPlan, on_ready: Callable[[], None] | None = None, verbose: bool = False) -> None:
+    """Run the server until Ctrl-C or SIGTERM (then stop it and return), or until it fails. Its
+    own output goes to `plan.log`, or with `verbose` to our terminal."""
     from harness.interrupts import signals_interrupt
 
-    with Tethered(plan.cmd, plan.env) as proc:
+    log = None if verbose else plan.log
+    _open_log(log)
+    with Tethered(plan.cmd, plan.env, log=log) as proc:
         try:
             with signals_interrupt():
                 wait_healthy(proc, plan.url, plan.what)
@@ -42,7 +70,7 @@ def serve(plan: ServerPlan, on_ready: Callable[[], None] | None = None) -> None:
                 code = proc.wait()
         except KeyboardInterrupt:
             return
-    raise HarnessError(f"{plan.what} stopped by itself (exit code {code}); its output is above")
+    raise HarnessError(f"{plan.what} stopped by itself (exit code {code}){proc.log_tail()}")
 
 
 def start_background_server(store_uri: str, artifact_root: str | None, log_path: Path) -> tuple[Tethered, str]:
@@ -53,7 +81,7 @@ def start_background_server(store_uri: str, artifact_root: str | None, log_path:
     proc = Tethered(cmd, server_env(), log=log_path)
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(proc, uri, f"the MLflow server for {store_uri} (log: {log_path})")
+        wait_healthy(proc, uri, f"the MLflow server for {store_uri}")  # the error ends with its log's end
     except BaseException:
         proc.stop()
         raise
@@ -79,7 +107,7 @@ def ui_plan(tracking_uri: str | None, port: int) -> ServerPlan:
                          names=list(LOCALHOST))
     url = f"http://127.0.0.1:{port}"
     return ServerPlan(cmd, server_env(), url, f"the MLflow UI for {store.shown}",
-                      links=prepare_views(tracker, url))
+                      links=prepare_views(tracker, url), log=log_path(store, "ui", port))
 
 
 def tracking_server_plan(backend_store_uri: str | None, host: str, port: int, artifacts_destination: str | None,
@@ -97,7 +125,7 @@ def tracking_server_plan(backend_store_uri: str | None, host: str, port: int, ar
         raise HarnessError(f"--workers: must be >= 1, got {workers}")
     check_port(host, port)
     Tracker(store)  # the database answers and is MLflow's: one line now, not a traceback later
-    folder = store.local_dir or Path("mlruns").resolve()  # a database server: state beside us
+    folder = state_folder(store)
     artifacts_destination = artifacts_destination or str(folder / "artifacts")
     loopback = is_loopback(host)
     auth = not loopback if auth is None else auth
@@ -115,4 +143,4 @@ def tracking_server_plan(backend_store_uri: str | None, host: str, port: int, ar
     local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host in ("::", "[::]") else host
     local = f"[{local}]" if ":" in local and not local.startswith("[") else local
     return ServerPlan(cmd, env, f"http://{local}:{port}", f"the MLflow tracking server for {store.shown}",
-                      check, notes)
+                      check, notes, log=log_path(store, "server", port))

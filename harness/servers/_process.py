@@ -1,6 +1,6 @@
 """A server's process, its life tied to ours, so that no server outlives the harness process
-that started it, however that process ends (Ctrl-C, SIGTERM, SIGKILL); and waiting until it
-answers /health."""
+that started it, however that process ends (Ctrl-C, SIGTERM, SIGKILL); its output to a log file
+(or to our terminal); and waiting until it answers /health."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 START_TIMEOUT = 180.0  # seconds for a server to answer /health (MLflow imports a lot)
+TAIL_LINES = 20  # of the server's log, shown when it fails (exits, or never answers)
 # Ends the server's process group when harness ends: harness holds the write end of the pipe
 # on this process's stdin, and the kernel closes it however harness dies (SIGKILL included).
 WATCHDOG = r"""
@@ -48,7 +49,9 @@ class Tethered:
     close and ends the group (TERM, then KILL)."""
 
     def __init__(self, cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None):
-        out = open(log, "ab") if log else None
+        """`log`: a file the command's stdout and stderr are appended to; None: our own."""
+        self.log, out = log, open(log, "ab") if log else None
+        self.log_start = out.tell() if out else 0  # where this start's lines begin
         try:
             self.proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=out,
                                          stderr=subprocess.STDOUT if out else None)
@@ -90,18 +93,33 @@ class Tethered:
     def wait(self) -> int:
         return self.proc.wait()
 
+    def log_tail(self, lines: int = TAIL_LINES) -> str:
+        """The last lines this start wrote to its log, as the end of an error message."""
+        if self.log is None:
+            return "; its output is above"
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self.log_start)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            text = ""
+        last = [line for line in text.splitlines() if line.strip()][-lines:]
+        if not last:
+            return f"; its log {self.log} is empty"
+        return f"; the end of its log {self.log}:\n" + "\n".join(f"  {line}" for line in last)
+
 
 def wait_healthy(proc: Tethered, url: str, what: str, timeout: float = START_TIMEOUT) -> None:
-    """Until `url`/health answers; one line if the server exits or stays silent."""
+    """Until `url`/health answers; an error with the end of its log if it exits or stays silent."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = proc.proc.poll()
         if code is not None:
-            raise HarnessError(f"{what} exited (code {code}) before it answered")
+            raise HarnessError(f"{what} exited (code {code}) before it answered{proc.log_tail()}")
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2).read()
             return
         except OSError:
             time.sleep(0.5)
     proc.stop()
-    raise HarnessError(f"{what} did not answer at {url} within {timeout:.0f} s")
+    raise HarnessError(f"{what} did not answer at {url} within {timeout:.0f} s{proc.log_tail()}")

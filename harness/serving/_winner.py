@@ -23,7 +23,7 @@ def uncompiled(model: keras.Model) -> keras.Model:
 
 
 def inference_network(trained: keras.Model, frozen: keras.Model, image_size: int, n_classes: int) -> keras.Model:
-    """Images (RGB pixels 0..255) -> one probability per class, all float32 standard Keras layers.
+    """Images (RGB pixels 0..255, float32) -> one probability per class, standard Keras layers.
 
     `frozen` holds the preprocessing and the backbone below the trained part, `trained` is the
     trial's trained part (copied uncompiled). The two-class head's one sigmoid unit p becomes
@@ -42,7 +42,7 @@ def inference_network(trained: keras.Model, frozen: keras.Model, image_size: int
 
 def assemble(tuner, trial_id: str, frozen: keras.Model, image_size: int) -> keras.Model:
     """Rebuild the winning trial's network from its hyperparameters and saved weights, and put the
-    float32 frozen part in front of its trained part."""
+    frozen part (the pass the trials were trained and selected on) in front of its trained part."""
     hypermodel = tuner.hypermodel
     built = hypermodel.build(tuner.oracle.get_trial(trial_id).hyperparameters)
     with warnings.catch_warnings():

@@ -56,7 +56,7 @@ class LocalRunner:
         return best[0].trial_id if best else None
 
     def log_winner(self, ctx: SweepContext, parent: str, best: TrialRecord) -> str:
-        """The winner at its trial's image size (searched or not), the float32 frozen part in front."""
+        """The winner at its trial's image size (searched or not), the frozen part in front."""
         size = best.hyperparameters.get("image_size", ctx.cfg.image_sizes[0])
         return winner.log_winner(ctx.tracker, parent, best, self.tuner, ctx.prepared.frozen[size], ctx.cfg, size,
                                  ctx.prepared.data.class_names)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from harness.errors import HarnessError
-from harness.tracking._errors import shown
+from harness.tracking._errors import classify, shown
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 
@@ -56,5 +59,49 @@ def resolve_store(tracking_uri: str | None) -> Store:
         probe.unlink()
     except OSError as exc:
         raise HarnessError(f"tracking store {db.parent} is not writable ({exc.strerror})") from None
-    return Store(f"sqlite:///{db}", (db.parent / "artifacts").as_uri())
+    store = Store(f"sqlite:///{db}", (db.parent / "artifacts").as_uri())
+    _create_once(store, db)
+    return store
+
+
+def _create_once(store: Store, db: Path) -> None:
+    """A new database's tables made by one process, the others waiting beside it.
+
+    MLflow creates and migrates a sqlite store's tables on first open, with no lock: two sweeps
+    starting at once into a new store both ran the migrations ('table experiments already
+    exists', 'duplicate column name'). Under an exclusive lock on mlflow.db.lock the first
+    process makes the tables; the next one finds them made. An existing store is left to MLflow
+    (and to the check that it is MLflow's at all): only an absent or table-less file is made here.
+    """
+    lock = db.with_name(f"{db.name}.lock")
+    try:
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # let go when the file closes, or the process dies
+            if not _has_tables(db):
+                _make_tables(store)
+    except OSError as exc:
+        raise HarnessError(f"tracking store {db.parent} could not be created ({exc.strerror or exc})") from None
+    except Exception as exc:  # MLflow's or the database's: one line, as the Tracker reports them
+        raise classify(exc, store.uri) from None
+
+
+def _has_tables(db: Path) -> bool:
+    if not db.is_file() or db.stat().st_size == 0:
+        return False
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+            return con.execute("select 1 from sqlite_master where type = 'table' limit 1").fetchone() is not None
+    except sqlite3.DatabaseError:  # not a database at all: the Tracker's check says so, in one line
+        return True
+
+
+def _make_tables(store: Store) -> None:
+    """MLflow's own store creation (tables, then every migration), quiet as the Tracker keeps it."""
+    import logging
+
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for name in ("mlflow", "alembic"):  # its migration chatter, one INFO line per step
+        logging.getLogger(name).setLevel(logging.WARNING)
+    SqlAlchemyStore(store.uri, store.artifact_root).engine.dispose()
 

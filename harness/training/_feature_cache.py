@@ -18,16 +18,44 @@ from harness.errors import HarnessError
 
 # 2: meta.json records every file's size; entries are checked before use.
 # 3: preprocessing in standard Keras layers; the test split stored in float32 from a float32 pass.
-FORMAT_VERSION = 3
+# 4: every split from the one pass the winner is served with (bfloat16 where that is faster).
+FORMAT_VERSION = 4
 LAYERS = ("cut", "top")  # cut: input of the top block (fine-tune); top: backbone output (both)
-# Trials score these splits on float32 features from a float32 backbone pass, so their logged
-# predictions are exactly what the logged float32 network computes on the images. Train and
-# validation stay float16 on disk (half the memory) from the pass precision (bfloat16 where faster).
+# Stored in float32, so the test predictions trials log are exactly what the logged network
+# computes on the images; train and validation stay float16 on disk (half the memory). Every
+# split comes from the same pass (the winner's frozen part), whatever its precision.
 EXACT_SPLITS = ("test",)
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness")
+    """The feature cache's folder (HARNESS_CACHE_DIR, else ~/.cache/harness), made if absent.
+
+    Checked here, where every use of the cache starts (a sweep's extraction, before its parent
+    run exists; `harness cache ls|clear`): a file in the way or a folder this user cannot write
+    is one line naming it, not a NotADirectoryError or PermissionError from deep in an extraction.
+    """
+    import tempfile
+
+    named = os.environ.get("HARNESS_CACHE_DIR")
+    root = Path(named or Path.home() / ".cache" / "harness")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):  # writable for real: root, read-only mounts, ACLs
+            pass
+    except OSError as exc:
+        raise _unusable(root, named, exc) from None
+    return root
+
+
+def _unusable(root: Path, named: str | None, exc: OSError) -> HarnessError:
+    label = f"HARNESS_CACHE_DIR={named}" if named else f"the feature cache folder {root}"
+    fix = "point it at a folder" if named else "point HARNESS_CACHE_DIR at a folder"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # a file where a folder should be
+        blocker = next((p for p in (root, *root.parents) if p.exists()), root)
+        if blocker == root:
+            return HarnessError(f"{label} is a file, not a folder: {fix}")
+        return HarnessError(f"{label} cannot be made: {blocker} is a file, not a folder: {fix}")
+    return HarnessError(f"{label} cannot be written ({exc.strerror or exc}): {fix} you can write")
 
 
 @dataclass(frozen=True)
@@ -112,11 +140,10 @@ def _extract_split(extractor, images, out_dir: Path, split: str, count: int, dty
 
 
 def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=None,
-            counts: dict[str, int] | None = None, exact_extractor=None) -> Features:
+            counts: dict[str, int] | None = None) -> Features:
     """Load features for `key`, computing and storing them on a miss.
 
-    `extractor` maps raw images to [cut features, top features]; `exact_extractor` does the
-    same in float32 for EXACT_SPLITS (default: `extractor`); `make_images(split)` gives that
+    `extractor` maps raw images to [cut features, top features]; `make_images(split)` gives that
     split's (images, labels) batches in file order, `counts[split]` rows of them (default: one
     per file; K per file for augmented views). Writers build in a private folder, flush every
     file to disk, and only then rename it into place: concurrent sweeps never see half an
@@ -135,9 +162,8 @@ def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=Non
             count = (counts or {}).get(split, len(part.files))
             if progress:
                 progress(split, count)
-            exact = split in EXACT_SPLITS
-            _extract_split((exact_extractor or extractor) if exact else extractor, make_images(split), tmp, split,
-                           count, "float32" if exact else "float16")
+            _extract_split(extractor, make_images(split), tmp, split, count,
+                           "float32" if split in EXACT_SPLITS else "float16")
         seconds = time.perf_counter() - start
         _seal(tmp, key, data, seconds)
     except OSError as exc:

@@ -82,7 +82,7 @@ class FeatureExtraction(kt.HyperModel):
 
     method = "feature-extraction"
     input_layer = "top"  # the cached layer the trained model reads (ignored when trials run on images)
-    trained_part = "head"  # the sub-model trials train; the logged winner puts the float32 backbone before it
+    trained_part = "head"  # the sub-model trials train; the logged winner puts the frozen backbone before it
 
     def __init__(self, space: SearchSpace, top_shape, epochs: int, n_classes: int, frozen=None,
                  augment: Augmentation | None = None, poolings: tuple[str, ...] = ("flatten",)):

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import unicodedata
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures go to files and MLflow, never to a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
+
+
+class FontWarning(UserWarning):
+    """No installed font has some characters of a figure's text (class names, a title)."""
+
+
+_NOTED: set[str] = set()  # the font packages already suggested: the note comes once per process
+# Draws a placeholder box for every character: matplotlib's own fallback, never a real glyph.
+_PLACEHOLDER_FONTS = ("Last Resort",)
 
 
 def curves(history: dict[str, list[float]], title: str, phase2_start: int | None = None, first_epoch: int = 0):
@@ -29,6 +43,7 @@ def curves(history: dict[str, list[float]], title: str, phase2_start: int | None
         ax.set_title(metric)
         ax.legend()
     fig.suptitle(title)
+    _use_fonts(fig, [title])
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.85, wspace=0.2)
     return fig
 
@@ -61,6 +76,7 @@ def comparison(methods: dict, title: str):
     right.set_title("best trials: validation accuracy per epoch")
     right.legend(fontsize=8)
     fig.suptitle(title)
+    _use_fonts(fig, [title, *methods])
     fig.tight_layout()
     return fig
 
@@ -74,9 +90,96 @@ def confusion(matrix, class_names, title: str):
     ConfusionMatrixDisplay(matrix, display_labels=list(class_names)).plot(
         ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45 if len(class_names) > 3 else "horizontal")
     ax.set_title(title)
+    _use_fonts(fig, [title, *class_names])
     fig.tight_layout()
     return fig
 
 
 def close(fig) -> None:
     plt.close(fig)
+
+
+def _use_fonts(fig, texts) -> None:
+    """Class folder names in any script: every text of `fig` in the default font with, after it,
+    installed fonts that have the characters it lacks (matplotlib falls back glyph by glyph).
+    Set on the texts themselves, not rcParams: trials draw their curves on other threads."""
+    families = fallback_families(texts)
+    if families is None:
+        return
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_fontfamily(families)
+    for ax in fig.axes:  # ticks made later, at drawing time, copy these
+        ax.tick_params(labelfontfamily=families)
+
+
+def fallback_families(texts) -> list[str] | None:
+    """font.family followed by the installed fonts that cover what it lacks in `texts`; None when
+    it has every character. What no font has is named once (FontWarning), with a font to install,
+    and matplotlib's warning per missing glyph for those characters is silenced."""
+    texts = [str(t) for t in texts]
+    if all(t.isascii() for t in texts):  # every font has these: no font lookup per trial's curves
+        return None
+    chars = frozenset(c for t in texts for c in t if c.isprintable() and not c.isspace())
+    default = tuple(matplotlib.rcParams["font.family"])
+    missing = chars - _covered(default, chars)
+    if not missing:
+        return None
+    chosen, left = [], set(missing)
+    covers = [(name, _has(path, missing)) for name, path in _candidates()]
+    while left:  # greedy: the font with most of what is left, Noto first among equals
+        name, has = max(covers, key=lambda item: len(item[1] & left))
+        if not has & left:
+            break
+        chosen.append(name)
+        left -= has
+    if left:
+        _note(frozenset(left))
+    return [*default, *chosen]
+
+
+def _covered(families: tuple[str, ...], chars: frozenset[str]) -> frozenset[str]:
+    covered = frozenset()
+    for family in families:
+        covered |= _has(font_manager.findfont(font_manager.FontProperties(family=[family])), chars)
+    return covered
+
+
+@functools.lru_cache(maxsize=4096)
+def _has(path: str, chars: frozenset[str]) -> frozenset[str]:
+    """Those of `chars` the font file has a glyph for (cached: every trial plots the same names)."""
+    try:
+        charmap = ft2font.FT2Font(path).get_charmap()
+    except (OSError, RuntimeError, ValueError):  # a font FreeType cannot read: as if absent
+        return frozenset()
+    return frozenset(c for c in chars if ord(c) in charmap)
+
+
+@functools.lru_cache(maxsize=1)
+def _candidates() -> list[tuple[str, str]]:
+    """(family, file) of every installed font family, its upright regular face, Noto first."""
+    faces: dict[str, tuple[int, str]] = {}
+    for entry in font_manager.fontManager.ttflist:
+        if entry.name.startswith(_PLACEHOLDER_FONTS):
+            continue
+        plain = (entry.style != "normal") * 2 + (entry.weight not in (400, "normal", "regular"))
+        if entry.name not in faces or plain < faces[entry.name][0]:
+            faces[entry.name] = (plain, entry.fname)
+    return sorted(((name, path) for name, (_, path) in faces.items()),
+                  key=lambda item: (not item[0].startswith("Noto Sans"), item[0]))
+
+
+def _note(missing: frozenset[str]) -> None:
+    cjk = any(unicodedata.name(c, "").startswith(("CJK", "HANGUL", "HIRAGANA", "KATAKANA", "BOPOMOFO"))
+              for c in missing)
+    package = "fonts-noto-cjk" if cjk else "fonts-noto-core"
+    codes = "|".join(str(ord(c)) for c in sorted(missing))
+    warnings.filterwarnings("ignore", rf"Glyph ({codes}) \(", UserWarning)  # named once here instead
+    if package in _NOTED:
+        return
+    _NOTED.add(package)
+    shown = " ".join(sorted(missing))
+    warnings.warn(f"no installed font has {shown}: figures show boxes for them; install a font that does "
+                  f"(e.g. `apt-get install {package}`), then delete matplotlib's font list in "
+                  f"{matplotlib.get_cachedir()}", FontWarning, stacklevel=5)

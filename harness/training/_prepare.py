@@ -27,13 +27,14 @@ class Prepared:
     extraction_seconds: float
     cache_path: str  # the cache entries, ';'-separated; "" when trials run on images
     precision: str
-    frozen: dict[int, Any] | None = None  # {size: images -> the trained part's input, float32}, for the winner
+    frozen: dict[int, Any] | None = None  # {size: images -> the trained part's input}: the winner's frozen part
 
 
 @dataclass
 class Network:
-    """The backbone in pieces: the frozen pass (in `precision`), the same pass in float32 (the test
-    split's features and the logged winner: what users run) and the float32 top block to train."""
+    """The backbone in pieces, one computation end to end: the frozen pass (in `precision`) gives
+    every split's features and is the frozen part of the logged winner; the top block that
+    fine-tuning trains is float32."""
 
     spec: backbones.BackboneSpec
     precision: str
@@ -42,23 +43,17 @@ class Network:
     below: Any  # raw images -> cut features (frozen)
     top_block: Any  # cut features -> top features, float32, the template fine-tuning copies
     extractor: Any  # raw images -> [cut features, top features]
-    full32: Any  # the same three in float32 (the same models when precision is float32)
-    below32: Any
-    extractor32: Any
 
-    def frozen(self, method: str, exact: bool = False):
-        """Images -> what the method's trained part reads; `exact`: the float32 pass."""
-        if method == "feature-extraction":
-            return self.full32 if exact else self.full
-        return self.below32 if exact else self.below
+    def frozen(self, method: str):
+        """Images -> what the method's trained part reads."""
+        return self.full if method == "feature-extraction" else self.below
 
 
 @dataclass
 class _SizePart:
     data: TrialData
     trained_input: Any  # feature extraction: the top features' shape; fine-tuning: the top block
-    frozen: Any  # images -> the trained part's input, in the pass precision (trials on images)
-    exact: Any  # the same in float32 (the winner)
+    frozen: Any  # images -> the trained part's input, in the pass precision (trials on images, the winner)
     hit: bool
     seconds: float
     path: str
@@ -78,19 +73,16 @@ def _frozen_pass(cfg: SweepConfig, spec: backbones.BackboneSpec, mode: str, size
 
 
 def build_network(cfg: SweepConfig, size: int | None = None) -> Network:
-    """Build the base once in the pass precision and, if that is not float32, once more in float32.
-    `size`: the image side (default: the sweep's first)."""
+    """Build the base once, in the pass precision. `size`: the image side (default: the sweep's first)."""
     size = size or cfg.image_sizes[0]
     spec = backbones.get_spec(cfg.backbone)
     precision = hardware.resolve_precision(cfg.precision, spec.faster_in_bf16)
     mode = backbones.preprocessing_mode(spec, cfg.preprocessing)
     with hardware.dtype_policy(precision):
         full, below, extractor, top = _frozen_pass(cfg, spec, mode, size)
-    if precision == "float32":
-        full32, below32, extractor32 = full, below, extractor
-    else:
-        full32, below32, extractor32, top = _frozen_pass(cfg, spec, mode, size)
-    return Network(spec, precision, mode, full, below, top, extractor, full32, below32, extractor32)
+    if precision != "float32":
+        top = hardware.float32_copy(top)  # trials always train in float32
+    return Network(spec, precision, mode, full, below, top, extractor)
 
 
 def view_count(cfg: SweepConfig) -> int:
@@ -121,8 +113,7 @@ def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, progress=N
         return views.extraction_batches(batches, augment.Views(cfg.augmentation, k, n_train, size), cfg.batch_size)
 
     return features.extract(_feature_key(cfg, net, dataset, size), dataset, net.extractor, images,
-                            progress=progress, counts={"train": k * n_train} if k else None,
-                            exact_extractor=net.extractor32)
+                            progress=progress, counts={"train": k * n_train} if k else None)
 
 
 def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True) -> Prepared:
@@ -142,7 +133,7 @@ def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True
     data = next(iter(parts.values())).data if len(parts) == 1 else SizedData({s: p.data for s, p in parts.items()})
     return Prepared(data, hypermodel, all(p.hit for p in parts.values()), sum(p.seconds for p in parts.values()),
                     ";".join(p.path for p in parts.values() if p.path), _precision(cfg),
-                    frozen={size: p.exact for size, p in parts.items()})
+                    frozen={size: p.frozen for size, p in parts.items()})
 
 
 def _precision(cfg: SweepConfig) -> str:
@@ -153,17 +144,17 @@ def _prepare_size(cfg: SweepConfig, dataset: DataSet, size: int, reporter, use_c
     net = build_network(cfg, size)
     fe = cfg.method == "feature-extraction"
     trained_input = tuple(net.full.output.shape[1:]) if fe else net.top_block
-    frozen, exact = net.frozen(cfg.method), net.frozen(cfg.method, exact=True)
+    frozen = net.frozen(cfg.method)
     labels = {s: p.labels for s, p in dataset.splits.items()}
     files = {s: [str(f.relative_to(dataset.root)) for f in p.files] for s, p in dataset.splits.items()}
     k, classes = view_count(cfg), dataset.class_names
     if use_cache and not (cfg.augment and not k):
         feats = cached_features(cfg, net, dataset, progress=reporter.extracting, size=size)
         data = TrialData(labels, files, cfg.batch_size, classes, arrays=feats.arrays, views=k)
-        return _SizePart(data, trained_input, frozen, exact, feats.hit, feats.seconds, str(feats.path))
+        return _SizePart(data, trained_input, frozen, feats.hit, feats.seconds, str(feats.path))
     data = TrialData(labels, files, cfg.batch_size, classes, images=_image_sets(cfg, dataset, size, k), views=k,
                      replay=_replay(cfg, dataset, size, k) if k else None)
-    return _SizePart(data, trained_input, frozen, exact, False, 0.0, "")
+    return _SizePart(data, trained_input, frozen, False, 0.0, "")
 
 
 def _image_sets(cfg: SweepConfig, dataset: DataSet, size: int, k: int) -> dict[str, Any]:

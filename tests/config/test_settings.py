@@ -77,6 +77,8 @@ def test_an_invalid_flag_value_is_one_line_naming_the_key():
 
 
 def _changed(s: config.Setting, default):
+    if s.kind is bool:
+        return not default
     if s.choices:
         return next(c for c in reversed(s.choices) if c != default)
     return "elsewhere" if s.kind is str else default + 1
@@ -94,7 +96,10 @@ def test_every_flag_reaches_the_config(monkeypatch):
     monkeypatch.setattr(launching, "launch", launch)
     defaults = config.SweepConfig(method="fine-tune")
     wanted = {name: _changed(s, getattr(defaults, name)) for name, s in config.flagged(config.SweepConfig).items()}
-    args = [arg for name, v in wanted.items() for arg in (config.declared(config.SweepConfig)[name].flag, str(v))]
+    declared = config.declared(config.SweepConfig)
+    args = [arg for name, v in wanted.items()
+            for arg in ((declared[name].flag if v else "--no-" + declared[name].flag[2:],) if isinstance(v, bool)
+                        else (declared[name].flag, str(v)))]
     result = runner.invoke(app, ["sweep", "fine-tune", *args])
     assert result.exit_code == 2 and "stopped before the sweep" in result.output, result.output
     (cfg,) = seen
