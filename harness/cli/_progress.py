@@ -17,7 +17,7 @@ class RichReporter(NullReporter):
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                                  console=self.console, transient=True)
-        self.trials = self.epochs = None
+        self.trials = self.epochs = self.extraction = None
         self.worker_rows: dict[str, int] = {}
 
     def __enter__(self):
@@ -30,8 +30,28 @@ class RichReporter(NullReporter):
     def warn(self, text):
         self.console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
+    def cache_planned(self, nbytes, free, folder):
+        self.console.print(f"[dim]feature cache entry: {nbytes / 1e9:.2f} GB in {escape(folder)} "
+                           f"({free / 1e9:.1f} GB free)[/]", soft_wrap=True)
+
     def extracting(self, split, count):
         self.console.print(f"[dim]extracting backbone features: {split} ({count} images)[/]")
+        self._drop(self.extraction)
+        self.extraction = self.progress.add_task(f"  {split}", total=count, info="")
+
+    def extracted(self, split, done, total, seconds):
+        """`done` of `total` images since this split's extraction (re)started, in `seconds`."""
+        rate = done / seconds if seconds > 0 else 0.0
+        eta = f", {(total - done) / rate:.0f} s left" if rate and done < total else ""
+        self.progress.update(self.extraction, completed=done, total=total, info=f"{rate:.0f} images/s{eta}")
+        if done >= total:
+            self.console.print(f"[dim]  {split}: {total} images in {seconds:.1f} s ({rate:.0f} images/s)[/]")
+            self._drop(self.extraction)
+            self.extraction = None
+
+    def _drop(self, task):
+        if task is not None:
+            self.progress.remove_task(task)
 
     def sweep_started(self, cfg, name, trials=None):
         """`trials`: how many the tuner plans (hyperband: its iterations' trials), else max_trials."""

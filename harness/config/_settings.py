@@ -56,6 +56,9 @@ class SweepConfig:
     # precision is logged too, but as resolved ("auto" decided), by the sweep itself
     precision: str = setting("auto", str, "Precision of the frozen backbone pass; auto: bfloat16 where it is "
                              "faster (training is always float32)", choices=PRECISIONS, flag="--precision")
+    memory_budget: float = setting(0.0, float, "GB of RAM trials may hold cached features in; more is read from "
+                                   "the cache files batch by batch; 0: half of the memory available "
+                                   "(HARNESS_MEMORY_BUDGET overrides)", at_least=0)
     tuner: str = setting("random", str, "KerasTuner oracle", choices=TUNERS, flag="--tuner", param=True)
     max_trials: int = setting(10, int, "Number of trials (hyperband: configurations to try at least)",
                               at_least=1, flag="--max-trials")

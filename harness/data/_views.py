@@ -3,7 +3,8 @@
 Views are stored image-major: row `i * K + v` is view v of training image i. Epoch e of a trial
 takes one view per image: over every K consecutive epochs (a cycle) each image goes through a
 permutation of its K views, so every view is used before any repeats; the permutations and the
-order of images are drawn per cycle and per epoch from the trial's seed.
+order of images are drawn per cycle and per epoch from the trial's seed. Plain cached features
+are the case K = 1: each epoch a permutation of the rows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import keras
 import numpy as np
 
 
@@ -23,34 +23,50 @@ def schedule(seed: int, epoch: int, images: int, views: int) -> np.ndarray:
     return order * views + perms[order, slot]
 
 
-class Feed:
-    """A training dataset over the views: `on_epoch_begin` sets the rows of that epoch (a Keras
-    callback, so it follows fit's epoch numbering across both fine-tuning phases)."""
+def feed(seed: int, first_epoch: int, images: int, views: int, batch_size: int, fetch: Callable):
+    """One endless training dataset for a fit starting at `first_epoch`: epoch e's batches are
+    `fetch(rows)` over `schedule(seed, e, ...)` (views = 1: a permutation of the rows). Endless and
+    cut into epochs by steps_per_epoch, so a fit sets up its input pipeline once; the order
+    depends on the epoch number alone, so every way of reading the rows trains on the same batches."""
+    import tensorflow as tf
 
-    def __init__(self, seed: int, images: int, views: int, batch_size: int):
-        import tensorflow as tf
+    def rows_of(epoch):
+        return schedule(seed, int(epoch), images, views).astype("int64")
 
-        self.seed, self.images, self.views, self.batch_size = seed, images, views, batch_size
-        self.rows = tf.Variable(schedule(seed, 0, images, views), trainable=False, dtype="int64")
-        self.callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: self.rows.assign(
-            schedule(self.seed, epoch, self.images, self.views)))
+    def epoch_batches(epoch):
+        rows = tf.numpy_function(rows_of, [epoch], tf.int64, stateful=False)
+        rows.set_shape([images])
+        steps = tf.data.Dataset.range(math.ceil(images / batch_size))
+        return steps.map(lambda b: rows[b * batch_size:tf.minimum((b + 1) * batch_size, images)])
 
-    def dataset(self, fetch: Callable):
-        """Batches `fetch(rows)` of the current epoch's rows. Keras makes a new iterator per epoch,
-        after on_epoch_begin, so each epoch reads its own rows."""
-        import tensorflow as tf
-
-        size, n = self.batch_size, self.images
-        batches = tf.data.Dataset.range(math.ceil(n / size))
-        return batches.map(lambda b: fetch(self.rows[b * size:tf.minimum((b + 1) * size, n)])).prefetch(2)
+    epochs = tf.data.Dataset.range(first_epoch, 2 ** 62)
+    return epochs.flat_map(epoch_batches).map(fetch, num_parallel_calls=2, deterministic=True).prefetch(2)
 
 
 def gather_features(features, labels, views: int):
-    """fetch for cached views: float16 rows gathered and cast to float32 per batch."""
+    """fetch for cached features held in memory: rows gathered as cached (float16) and cast to
+    float32 per batch; label i belongs to rows i * views .. i * views + views - 1."""
     import tensorflow as tf
 
     def fetch(rows):
         return tf.cast(tf.gather(features, rows), "float32"), tf.gather(labels, rows // views)
+
+    return fetch
+
+
+def stream_features(rows_file, labels, views: int):
+    """fetch for cached features read from their file batch by batch (what does not fit in
+    memory; `rows_file`: a harness.training._rows.Rows): the same rows and the same float32 values
+    as gather_features."""
+    import tensorflow as tf
+
+    def read(rows):
+        return rows_file.read(rows).astype("float32")
+
+    def fetch(rows):
+        x = tf.numpy_function(read, [rows], tf.float32, stateful=False)
+        x.set_shape([None, *rows_file.shape[1:]])
+        return x, tf.gather(labels, rows // views)
 
     return fetch
 

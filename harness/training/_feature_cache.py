@@ -1,13 +1,12 @@
-"""The feature cache: run the frozen backbone once per data set, keep its outputs on disk."""
+"""The feature cache: where it lives, what keys an entry, reading, listing and clearing entries
+(filling one: harness.training._extraction)."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +93,7 @@ class Features:
         return {layer: tuple(self.arrays[layer]["train"].shape[1:]) for layer in LAYERS}
 
 
-def _complete(path: Path) -> bool:
+def complete(path: Path) -> bool:
     """An entry a run may use: meta.json (written last) and every file at its recorded size.
     Anything else (a crash or a full disk mid-write, an older writer) is extracted again."""
     try:
@@ -104,7 +103,7 @@ def _complete(path: Path) -> bool:
         return False
 
 
-def _open(path: Path, hit: bool, seconds: float) -> Features:
+def open_entry(path: Path, hit: bool, seconds: float) -> Features:
     meta = json.loads((path / "meta.json").read_text())
     arrays = {layer: {s: np.load(path / f"{s}.{layer}.npy", mmap_mode="r") for s in meta["splits"]}
               for layer in LAYERS}
@@ -112,91 +111,7 @@ def _open(path: Path, hit: bool, seconds: float) -> Features:
     return Features(arrays, labels, meta["files"], path, hit, seconds)
 
 
-def _allocated(path: Path, dtype: str, shape: tuple[int, ...]) -> np.memmap:
-    """A .npy memory map whose disk blocks are reserved now: a full disk is an OSError
-    here, not a SIGBUS on some later write into a sparse file."""
-    array = np.lib.format.open_memmap(path, "w+", dtype, shape)
-    with open(path, "r+b") as f:
-        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
-    return array
-
-
-def _extract_split(extractor, images, out_dir: Path, split: str, count: int, dtype: str) -> None:
-    """Stream batches through the backbone into memory-mapped files: memory stays flat."""
-    cut_shape, top_shape = (tuple(t.shape[1:]) for t in extractor.outputs)
-    cut = _allocated(out_dir / f"{split}.cut.npy", dtype, (count, *cut_shape))
-    top = _allocated(out_dir / f"{split}.top.npy", dtype, (count, *top_shape))
-    labels, row = [], 0
-    for x, y in images:
-        c, t = extractor.predict_on_batch(x)
-        n = len(c)
-        cut[row:row + n], top[row:row + n] = c, t
-        labels.append(np.asarray(y).reshape(-1))
-        row += n
-    if row != count:
-        raise RuntimeError(f"{split}: extracted {row} images, expected {count}")
-    cut.flush(), top.flush()
-    np.save(out_dir / f"{split}.labels.npy", np.concatenate(labels).astype("float32"))
-
-
-def extract(key: FeatureKey, data: DataSet, extractor, make_images, progress=None,
-            counts: dict[str, int] | None = None) -> Features:
-    """Load features for `key`, computing and storing them on a miss.
-
-    `extractor` maps raw images to [cut features, top features]; `make_images(split)` gives that
-    split's (images, labels) batches in file order, `counts[split]` rows of them (default: one
-    per file; K per file for augmented views). Writers build in a private folder, flush every
-    file to disk, and only then rename it into place: concurrent sweeps never see half an
-    entry, and a crash or a full disk mid-write leaves none a run would use.
-    """
-    final = cache_root() / key.digest()
-    if _complete(final):
-        return _open(final, hit=True, seconds=0.0)
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    _remove_abandoned(final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
-        start = time.perf_counter()
-        for split, part in data.splits.items():
-            count = (counts or {}).get(split, len(part.files))
-            if progress:
-                progress(split, count)
-            _extract_split(extractor, make_images(split), tmp, split, count,
-                           "float32" if split in EXACT_SPLITS else "float16")
-        seconds = time.perf_counter() - start
-        _seal(tmp, key, data, seconds)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise HarnessError(f"no space left for the feature cache in {cache_root()} ({exc.strerror}): free "
-                               "some, e.g. `harness cache clear`, or point HARNESS_CACHE_DIR elsewhere") from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if _complete(final):  # another process finished the same entry first; theirs is as good
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        shutil.rmtree(final, ignore_errors=True)  # a broken entry left by an older writer
-        tmp.rename(final)
-        _fsync(final.parent)
-    return _open(final, hit=False, seconds=seconds)
-
-
-def _remove_abandoned(final: Path) -> None:
-    """Half-written folders of this entry whose writer died (killed, machine lost)."""
-    for folder in final.parent.glob(f"{final.name}.tmp-*"):
-        pid = folder.name.rpartition("-")[2]
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
-
-
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -204,17 +119,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _seal(folder: Path, key: FeatureKey, data: DataSet, seconds: float) -> None:
+def seal(folder: Path, key: FeatureKey, data: DataSet, seconds: float) -> None:
     """Every array on disk first, then meta.json (with their sizes), then the folder itself."""
     sizes = {}
     for path in sorted(folder.iterdir()):
-        _fsync(path)
+        fsync(path)
         sizes[path.name] = path.stat().st_size
     meta = {"key": key.__dict__, "splits": list(data.splits), "seconds": seconds, "sizes": sizes,
             "files": {s: [str(f.relative_to(data.root)) for f in p.files] for s, p in data.splits.items()}}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    _fsync(folder / "meta.json")
-    _fsync(folder)
+    fsync(folder / "meta.json")
+    fsync(folder)
 
 
 def list_entries() -> list[dict]:
@@ -222,7 +137,7 @@ def list_entries() -> list[dict]:
     entries = []
     root = cache_root()
     for meta_file in sorted(root.glob("*/meta.json")) if root.is_dir() else []:
-        if ".tmp-" in meta_file.parent.name:  # being written
+        if ".partial" in meta_file.parent.name:  # sealed, not yet renamed into place
             continue
         meta = json.loads(meta_file.read_text())
         size = sum(f.stat().st_size for f in meta_file.parent.iterdir())

@@ -177,7 +177,7 @@ def _fit(model: keras.Model, data: TrialData, layer: str, start: int, end: int, 
     validation = validation or Validation(data)
     validation.layer = layer
     callbacks = [validation, *callbacks]
-    return model.fit(**data.train_args(layer, callbacks), initial_epoch=start, epochs=end, verbose=0)
+    return model.fit(**data.train_args(layer, callbacks, start), initial_epoch=start, epochs=end, verbose=0)
 
 
 def trained_part(model: keras.Model, name: str) -> keras.Model:

@@ -8,7 +8,9 @@ from typing import Any
 
 from harness.data import _augment as augment
 from harness.backbones import _registry as backbones
+from harness.training import _extraction as extraction
 from harness.training import _feature_cache as features
+from harness.training import _memory as memory
 from harness.backbones import _precision as hardware
 from harness.data import _views as views
 from harness.config import SweepConfig
@@ -99,7 +101,7 @@ def _feature_key(cfg: SweepConfig, net: Network, dataset: DataSet, size: int) ->
         dataset.fingerprint, net.precision, augment.identity(cfg.augmentation, k) if k else "")
 
 
-def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, progress=None,
+def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, reporter=None,
                     size: int | None = None) -> features.Features:
     """The feature cache's entry for this backbone, image size and data, extracted now on a miss.
     With K augmented views, the train split holds K rows per image (row image * K + view)."""
@@ -112,8 +114,8 @@ def cached_features(cfg: SweepConfig, net: Network, dataset: DataSet, progress=N
             return batches
         return views.extraction_batches(batches, augment.Views(cfg.augmentation, k, n_train, size), cfg.batch_size)
 
-    return features.extract(_feature_key(cfg, net, dataset, size), dataset, net.extractor, images,
-                            progress=progress, counts={"train": k * n_train} if k else None)
+    return extraction.extract(_feature_key(cfg, net, dataset, size), dataset, net.extractor, images,
+                              reporter=reporter, counts={"train": k * n_train} if k else None)
 
 
 def prepare(cfg: SweepConfig, dataset: DataSet, reporter, use_cache: bool = True) -> Prepared:
@@ -149,12 +151,20 @@ def _prepare_size(cfg: SweepConfig, dataset: DataSet, size: int, reporter, use_c
     files = {s: [str(f.relative_to(dataset.root)) for f in p.files] for s, p in dataset.splits.items()}
     k, classes = view_count(cfg), dataset.class_names
     if use_cache and not (cfg.augment and not k):
-        feats = cached_features(cfg, net, dataset, progress=reporter.extracting, size=size)
-        data = TrialData(labels, files, cfg.batch_size, classes, arrays=feats.arrays, views=k)
+        feats = cached_features(cfg, net, dataset, reporter=reporter, size=size)
+        streamed = _streamed(cfg, feats.arrays)
+        data = TrialData(labels, files, cfg.batch_size, classes, arrays=feats.arrays, views=k, streamed=streamed)
         return _SizePart(data, trained_input, frozen, feats.hit, feats.seconds, str(feats.path))
     data = TrialData(labels, files, cfg.batch_size, classes, images=_image_sets(cfg, dataset, size, k), views=k,
                      replay=_replay(cfg, dataset, size, k) if k else None)
     return _SizePart(data, trained_input, frozen, False, 0.0, "")
+
+
+def _streamed(cfg: SweepConfig, arrays) -> bool:
+    """Whether this size's features are read from the cache files batch by batch: when the layers
+    the method trains on, every size searched, would not fit the memory budget."""
+    layers = ("top",) if cfg.method == "feature-extraction" else ("top", "cut")
+    return memory.needed_bytes(arrays, layers) * len(cfg.image_sizes) > memory.budget_bytes(cfg.memory_budget)
 
 
 def _image_sets(cfg: SweepConfig, dataset: DataSet, size: int, k: int) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from harness.training import _metrics as metrics
-from harness.data import _views as views
+from harness.data import _views as views_
+from harness.training._rows import Rows
 from harness.training._heads import class_probabilities, label_dtype, mean_loss
 from harness.training._seeding import current_seed
 
@@ -23,7 +24,9 @@ class TrialData:
     files) or, when trials run the frozen backbone themselves, batched (image, label) datasets
     (`images[split]`). With `views` = K the train split is K augmented views per image (cached
     features in rows image * K + view, or, on the naive path, `replay` = (decoded images,
-    harness.data._augment.Views) recomputing them)."""
+    harness.data._augment.Views) recomputing them). Cached features are held in memory as cached
+    (float16; the test split float32) or, `streamed`, read from their files batch by batch; both
+    cast to float32 per batch and train in the same order, so they give the same numbers."""
 
     labels: dict[str, np.ndarray]
     files: dict[str, list[str]]
@@ -33,6 +36,7 @@ class TrialData:
     images: dict[str, Any] | None = None
     views: int = 0
     replay: tuple | None = None
+    streamed: bool = False
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def for_trial(self, hp) -> "TrialData":
@@ -47,76 +51,78 @@ class TrialData:
     def uses_images(self) -> bool:
         return self.images is not None
 
-    def dataset(self, layer: str, split: str):
-        """Batched (x, y); the train split reshuffled every epoch (image datasets shuffle themselves).
+    @property
+    def reads(self) -> str:
+        """How trials read their inputs: images, memory (cached features held in RAM) or stream."""
+        return "images" if self.uses_images else "stream" if self.streamed else "memory"
 
-        Cached features (memory-mapped float16) are read into one float32 tensor the first time
-        a layer and split is asked for, so memory holds one copy of only what trials use. Each
-        call makes a fresh pipeline, so a trial's shuffle order follows from its own seed. A
-        batch is one gather, not 64 slices.
-        """
+    def dataset(self, layer: str, split: str):
+        """Batched (x, y) of one split in file order, for evaluating a model; training takes
+        train_args' shuffled feed."""
         if self.uses_images:
             return self.images[split]
         import tensorflow as tf
 
-        x, y = self._tensor(layer, split)
-        rows = tf.data.Dataset.range(len(self.labels[split]))
-        if split == "train":
-            rows = rows.shuffle(len(self.labels[split]), reshuffle_each_iteration=True)
-        return rows.batch(self.batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
+        y = tf.constant(self.labels[split], dtype=label_dtype(self.n_classes))
+        fetch = self._fetch(layer, split, y, 1)
+        n = len(self.labels[split])
+        return tf.data.Dataset.range(n).batch(self.batch_size).map(fetch).prefetch(2)
 
-    def _tensor(self, layer: str, split: str):
-        import tensorflow as tf
-
+    def _source(self, layer: str, split: str):
+        """The rows as cached: their file (a Rows reader) when streamed, else one tensor in memory."""
         if (layer, split) not in self._tensors:
-            # float16 as cached, widened by TensorFlow's multithreaded cast: faster than NumPy's
-            x = tf.cast(tf.constant(self.arrays[layer][split]), "float32")
-            self._tensors[layer, split] = (x, tf.constant(self.labels[split], dtype=label_dtype(self.n_classes)))
+            array = self.arrays[layer][split]
+            if self.streamed:
+                self._tensors[layer, split] = Rows.of(array)
+            else:
+                import tensorflow as tf
+
+                self._tensors[layer, split] = tf.constant(array)
         return self._tensors[layer, split]
+
+    def _fetch(self, layer: str, split: str, labels, views: int):
+        source = self._source(layer, split)
+        if self.streamed:
+            return views_.stream_features(source, labels, views)
+        return views_.gather_features(source, labels, views)
 
     @property
     def train_steps(self) -> int:
         return math.ceil(len(self.labels["train"]) / self.batch_size)
 
-    def train_args(self, layer: str, callbacks=()) -> dict[str, Any]:
-        """fit() arguments for one phase. Validation is a callback's (harness.training._callbacks.Validation).
-        The train split, reshuffled every epoch, is one endless dataset cut into epochs by
-        steps_per_epoch, so a fit sets up its input pipeline once, not once per epoch. With views,
-        it is one view per image per epoch, scheduled from the trial's seed by a callback."""
-        args = {"shuffle": False, "callbacks": list(callbacks)}
-        if not self.views:
-            return {**args, "x": self.dataset(layer, "train").repeat(), "steps_per_epoch": self.train_steps}
-        feed = views.Feed(current_seed(), len(self.labels["train"]), self.views, self.batch_size)
-        args["callbacks"].append(feed.callback)
-        return {**args, "x": feed.dataset(self._view_fetch(layer))}
+    def train_args(self, layer: str, callbacks=(), first_epoch: int = 0) -> dict[str, Any]:
+        """fit() arguments for one phase starting at `first_epoch`. Validation is a callback's
+        (harness.training._callbacks.Validation). On cached features the train split is one endless
+        feed cut into epochs by steps_per_epoch; epoch e's order (with views: one view per image)
+        follows from the trial's seed and e alone."""
+        args = {"shuffle": False, "callbacks": list(callbacks), "steps_per_epoch": self.train_steps}
+        if self.uses_images and not self.views:
+            return {**args, "x": self.images["train"].repeat()}
+        import tensorflow as tf
+
+        y = tf.constant(self.labels["train"], dtype=label_dtype(self.n_classes))
+        k = max(self.views, 1)
+        fetch = (views_.replay_images(self.replay[0], y, self.replay[1]) if self.replay is not None
+                 else self._fetch(layer, "train", y, k))
+        return {**args, "x": views_.feed(current_seed(), first_epoch, len(y), k, self.batch_size, fetch)}
 
     def predict(self, model, layer: str, split: str) -> np.ndarray:
-        """`model`'s outputs on one split, in file order: cached features straight from the tensor
-        in memory (no input pipeline), in as few calls as memory allows; images batch by batch."""
+        """`model`'s outputs on one split, in file order: cached features in chunks of PREDICT_ROWS
+        (no input pipeline), cast to float32 as trials see them; images batch by batch."""
         if self.uses_images:
-            batches = (x for x, _ in self.images[split])
-        else:
-            x, n = self._tensor(layer, split)[0], len(self.labels[split])
-            batches = [x] if n <= PREDICT_ROWS else (x[i:i + PREDICT_ROWS] for i in range(0, n, PREDICT_ROWS))
-        return np.concatenate([model.predict_on_batch(b) for b in batches])
+            return np.concatenate([model.predict_on_batch(x) for x, _ in self.images[split]])
+        import tensorflow as tf
+
+        source, n = self._source(layer, split), len(self.labels[split])
+        read = source.read_range if self.streamed else lambda a, b: source[a:b]
+        chunks = (read(i, min(i + PREDICT_ROWS, n)) for i in range(0, n, PREDICT_ROWS))
+        return np.concatenate([model.predict_on_batch(tf.cast(c, "float32")) for c in chunks])
 
     def loss_and_accuracy(self, split: str, outputs: np.ndarray) -> tuple[float, float]:
         """The training loss and the accuracy of `outputs` on one split, as Keras' fit() reports them."""
         labels = self.labels[split]
         correct = metrics.predicted(class_probabilities(outputs)) == np.asarray(labels).astype(int)
         return mean_loss(self.n_classes, labels, outputs), float(np.mean(correct))
-
-    def _view_fetch(self, layer: str):
-        """rows -> (x, y) batches of views. Cached views stay float16 in memory (K copies of the
-        train split would double in float32) and are cast per batch."""
-        import tensorflow as tf
-
-        y = tf.constant(self.labels["train"], dtype=label_dtype(self.n_classes))
-        if self.replay is not None:
-            return views.replay_images(self.replay[0], y, self.replay[1])
-        if (layer, "views") not in self._tensors:
-            self._tensors[layer, "views"] = tf.constant(self.arrays[layer]["train"], dtype="float16")
-        return views.gather_features(self._tensors[layer, "views"], y, self.views)
 
 
 @dataclass
@@ -137,3 +143,4 @@ class SizedData:
     files = property(lambda self: self._any.files)
     class_names = property(lambda self: self._any.class_names)
     n_classes = property(lambda self: self._any.n_classes)
+    reads = property(lambda self: "stream" if any(d.streamed for d in self.by_size.values()) else self._any.reads)

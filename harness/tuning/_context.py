@@ -85,6 +85,7 @@ def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
             params[key] = values[0]
         else:  # searched: each trial's own value is its hyperparameter of this name
             params[f"{key}_choices"] = ",".join(map(str, values))
+    params["feature_reads"] = prepared.data.reads  # images | memory | stream (see harness.training._memory)
     params["n_classes"] = prepared.data.n_classes
     params["output"] = "sigmoid" if prepared.data.n_classes == 2 else "softmax"
     params["loss"] = loss_for(prepared.data.n_classes).name

@@ -167,11 +167,12 @@ def _params_before(cfg, prepared) -> dict:
         params["alpha"] = cfg.alpha
     params["precision"] = prepared.precision
     params["optimizer"] = "adam" if cfg.method == "feature-extraction" else "adam, then rmsprop"
+    params["feature_reads"] = prepared.data.reads  # added since: how trials read their inputs
     return params
 
 
 PLAIN = {"backbone", "weights", "epochs", "batch_size", "preprocessing", "augment", "tuner", "seed",
-         "n_classes", "output", "loss", "precision", "optimizer"}
+         "n_classes", "output", "loss", "precision", "optimizer", "feature_reads"}
 
 
 @pytest.mark.parametrize("changes, n_classes, keys", [
@@ -185,7 +186,7 @@ def test_fixed_params_follow_the_declarations(changes, n_classes, keys):
     from harness.tuning._context import fixed_params_of
 
     cfg = dataclasses.replace(config.SweepConfig(method="feature-extraction"), **changes)
-    prepared = SimpleNamespace(data=SimpleNamespace(n_classes=n_classes), precision="float32")
+    prepared = SimpleNamespace(data=SimpleNamespace(n_classes=n_classes, reads="memory"), precision="float32")
     params = fixed_params_of(cfg, prepared)
     assert set(params) == keys
     assert params == _params_before(cfg, prepared)

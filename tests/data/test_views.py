@@ -31,9 +31,11 @@ def test_every_view_is_used_once_before_any_repeats_in_a_seeded_order():
 
 
 def test_fit_trains_each_epoch_on_that_epochs_rows():
-    """The schedule reaches Keras' fit (32 steps per execution, a last partial batch): row r holds r."""
+    """The schedule reaches Keras' fit (steps per execution as harness compiles them, a last partial
+    batch): row r holds r."""
     import tensorflow as tf
 
+    from harness.training._methods import steps_per_execution
     from harness.training._trial_data import TrialData
     from harness.training._seeding import seed_everything
 
@@ -52,7 +54,7 @@ def test_fit_trains_each_epoch_on_that_epochs_rows():
     sums = Sums()
     inputs = keras.Input((1,))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(sums(inputs)))
-    model.compile(optimizer="adam", loss="binary_crossentropy", steps_per_execution=32)
+    model.compile(optimizer="adam", loss="binary_crossentropy", steps_per_execution=steps_per_execution(-(-n // batch)))
     seen = []
     record = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda e, logs: (seen.append(sums.sums.numpy().copy()), sums.sums.assign(np.zeros(3))))

@@ -56,26 +56,29 @@ def test_fresh_augmentation_runs_the_full_network_and_says_so(tiny_data, store_u
     assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
 
 
-def test_cached_feature_pipeline_reshuffles_train_and_keeps_other_splits_in_order():
+def test_cached_feature_pipeline_reshuffles_train_and_keeps_other_splits_in_order(tmp_path):
     from harness.training._trial_data import TrialData
     from harness.training._seeding import seed_everything
 
     n = 10
-    rows = np.arange(n, dtype="float32")[:, None] * np.ones((1, 3), "float32")  # row i holds i
-    arrays = {"top": {s: rows for s in ("train", "validation")}}
+    rows = np.arange(n, dtype="float16")[:, None] * np.ones((1, 3), "float16")  # row i holds i
+    np.save(tmp_path / "rows.npy", rows)  # as the cache holds them: a file, memory-mapped
+    arrays = {"top": {s: np.load(tmp_path / "rows.npy", mmap_mode="r") for s in ("train", "validation")}}
     labels = {s: np.arange(n) % 2 for s in ("train", "validation")}
-    data = TrialData(labels, {}, batch_size=4, class_names=("a", "b"), arrays=arrays)
 
-    def epoch(ds):
-        xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
+    def epochs(ds, count):
+        xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds.take(count * 3)))  # 3 batches of 4 per epoch
         x, y = np.concatenate(xs), np.concatenate(ys)
         assert np.array_equal(y, x[:, 0] % 2)  # each label stays with its row
-        return [int(v) for v in x[:, 0]]
+        return [[int(v) for v in x[i * n:(i + 1) * n, 0]] for i in range(count)]
 
-    seed_everything(5)
-    train = data.dataset("top", "train")
-    first, second = epoch(train), epoch(train)
-    assert sorted(first) == sorted(second) == list(range(n)) and first != second
-    assert epoch(data.dataset("top", "validation")) == list(range(n))
-    seed_everything(5)
-    assert epoch(data.dataset("top", "train")) == first  # a trial's order follows from its seed
+    for streamed in (False, True):
+        data = TrialData(labels, {}, batch_size=4, class_names=("a", "b"), arrays=arrays, streamed=streamed)
+        seed_everything(5)
+        first, second = epochs(data.train_args("top")["x"], 2)
+        assert sorted(first) == sorted(second) == list(range(n)) and first != second
+        assert epochs(data.dataset("top", "validation"), 1) == [list(range(n))]
+        seed_everything(5)
+        assert epochs(data.train_args("top")["x"], 2) == [first, second]  # a trial's order follows from its seed
+        seed_everything(5)
+        assert epochs(data.train_args("top", first_epoch=1)["x"], 1) == [second]  # and the epoch's number

@@ -3,6 +3,7 @@
 import numpy as np
 from typer.testing import CliRunner
 
+from harness.training import _extraction as extraction
 from harness.training import _feature_cache as features
 from harness.cli import app
 from harness.data._folders import image_dataset, scan
@@ -28,7 +29,7 @@ def test_extract_once_then_hit(tiny_data):
         calls.append(split)
         return image_dataset(tiny_data, data.splits[split], 32, 5, data.class_names)
 
-    first = features.extract(_key(data), data, extractor, images)
+    first = extraction.extract(_key(data), data, extractor, images)
     assert not first.hit and calls == ["train", "validation", "test"]
     assert first.shape == {"cut": (2, 2, 512), "top": (1, 1, 512)}
     assert isinstance(first.arrays["top"]["train"], np.memmap)
@@ -39,7 +40,7 @@ def test_extract_once_then_hit(tiny_data):
                                rtol=1e-5, atol=1e-6)
     assert first.labels["test"].tolist() == data.splits["test"].labels.tolist()
 
-    second = features.extract(_key(data), data, extractor, images)
+    second = extraction.extract(_key(data), data, extractor, images)
     assert second.hit and calls == ["train", "validation", "test", "test"]
     np.testing.assert_array_equal(first.arrays["top"]["test"], second.arrays["top"]["test"])
 
@@ -63,7 +64,7 @@ def test_cache_ls_and_clear(tiny_data):
     data = scan(tiny_data)
     cfg = SweepConfig(method="feature-extraction", data=str(tiny_data), weights="none", image_size=32)
     extractor = build_network(cfg).extractor
-    features.extract(_key(data), data, extractor, lambda s: image_dataset(tiny_data, data.splits[s], 32, 5, data.class_names))
+    extraction.extract(_key(data), data, extractor, lambda s: image_dataset(tiny_data, data.splits[s], 32, 5, data.class_names))
     listed = runner.invoke(app, ["cache", "ls"])
     assert listed.exit_code == 0 and "1 entries" in listed.output and "36 images" in listed.output
     cleared = runner.invoke(app, ["cache", "clear"])
