@@ -66,3 +66,11 @@ def _required(kind: str, name: str) -> bool:
 def write_json(path: str | Path, report) -> None:
     """The report as indented JSON (as every script writes it)."""
     Path(path).write_text(json.dumps(report, indent=1))
+
+
+def emit(report: dict, out: str | None) -> dict:
+    """Print the report as JSON and, with --out, write it there; returns it (what main() returns)."""
+    print(json.dumps(report, indent=1))
+    if out:
+        write_json(out, report)
+    return report

@@ -12,7 +12,6 @@ Cost: time grows linearly with --images (writing each photo, then one backbone p
 
 from __future__ import annotations
 
-import json
 import resource
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import OPTIONAL, ROOT, add_common, make_parser, write_json
+from _common import OPTIONAL, ROOT, add_common, emit, make_parser
 
 CHILD = """
 import sys, time
@@ -54,10 +53,7 @@ def main(argv=None) -> dict:
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # Linux: KiB
     report = {"images": 6 * per_class, "backbone": args.backbone, "image_size": args.image_size,
               "peak_rss_gb": peak_gb, "extract_s": float(out.stdout.strip().splitlines()[-1]), "wall_s": wall}
-    print(json.dumps(report, indent=1))
-    if args.out:
-        write_json(args.out, report)
-    return report
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":

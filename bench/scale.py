@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import OPTIONAL, add_common, make_parser, write_json
+from _common import OPTIONAL, add_common, emit, make_parser
 
 CHILD = """
 import json, resource, sys
@@ -77,10 +77,7 @@ def main(argv=None) -> dict:
               "rss_growth": rows[-1]["peak_rss_gb"] / rows[0]["peak_rss_gb"] - 1,
               "extraction_rate_spread": max(r["extraction_images_per_s"] for r in rows)
               / min(r["extraction_images_per_s"] for r in rows) - 1}
-    print(json.dumps(report, indent=1))
-    if args.out:
-        write_json(args.out, report)
-    return report
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":
