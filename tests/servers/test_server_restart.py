@@ -13,6 +13,9 @@ from conftest import free_port, process_tree, runs_of, tiny_sweep_args, wait_hea
 
 pytestmark = pytest.mark.slow
 EPOCHS, TRIALS = 3, 3
+# A trial the server's loss must cut short: long enough (tiny epochs take tens of milliseconds)
+# that it is still running when the server is killed, after it was seen logging its first epoch.
+LONG_EPOCHS = 40
 
 
 def _server(started, port, db):
@@ -43,7 +46,7 @@ def _wait_mid_trial(client, sweep, started, timeout=300):
     pytest.fail(f"no trial got going:\n{started.log(sweep)}")
 
 
-def _assert_whole(client):
+def _assert_whole(client, epochs=EPOCHS):
     """One FINISHED parent; each trial FINISHED exactly once with every epoch and artifact."""
     parents, children = runs_of(client, "tiny")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED", parents
@@ -52,7 +55,7 @@ def _assert_whole(client):
     assert Counter(c.data.tags["trial_id"] for c in finished) == Counter({str(i): 1 for i in range(TRIALS)})
     for child in finished:
         for key in ("loss", "val_accuracy"):
-            assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == list(range(EPOCHS))
+            assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == list(range(epochs))
         assert "test_accuracy" in child.data.metrics
         paths = {a.path for folder in ("plots", "predictions") for a in client.list_artifacts(child.info.run_id, folder)}
         best = child.info.run_id == parents[0].data.tags["best_run_id"]
@@ -88,7 +91,8 @@ def test_a_server_gone_for_good_ends_the_sweep_and_resume_finishes_it(tiny_data,
     port, db = free_port(), tmp_path / "server" / "mlflow.db"
     uri = f"http://127.0.0.1:{port}"
     server = _server(started, port, db)
-    args = tiny_sweep_args("feature-extraction", tiny_data, uri, "--max-trials", str(TRIALS), "--epochs", str(EPOCHS))
+    args = tiny_sweep_args("feature-extraction", tiny_data, uri, "--max-trials", str(TRIALS), "--epochs",
+                           str(LONG_EPOCHS))
     sweep = started("sweep", args, env={"HARNESS_SERVER_WAIT": "5"})
     client = MlflowClient(tracking_uri=uri)
     victim = _wait_mid_trial(client, sweep, started)
@@ -103,7 +107,7 @@ def test_a_server_gone_for_good_ends_the_sweep_and_resume_finishes_it(tiny_data,
     _server(started, port, db)
     resumed = started("resume", [*args, "--resume"])
     assert resumed.wait(600) == 0, started.log(resumed)
-    whole, children = _assert_whole(client)
+    whole, children = _assert_whole(client, LONG_EPOCHS)
     assert whole.info.run_id == parent
     first_try = client.get_run(victim.info.run_id)
     assert first_try.info.status == "KILLED"  # the attempt the server's loss cut short
