@@ -170,3 +170,20 @@ def interrupt_trial(monkeypatch, trial_id: str, signum: int):
         return real(self, trial, *args, **kwargs)
 
     monkeypatch.setattr(TrackedTuner, "run_trial", run_trial)
+
+
+def one_error_line(args: list[str], *expected: str) -> str:
+    """`harness ARGS` through the CLI fails as bad input should: exit 2, no traceback, one line
+    `error: ...` holding each of `expected`; returns that line."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]

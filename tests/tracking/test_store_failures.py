@@ -11,23 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import free_port, tiny_sweep_args
-from harness.cli import app
-
-runner = CliRunner()
-
-
-def _one_line(args: list[str], *expected: str) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
+from conftest import free_port, one_error_line, tiny_sweep_args
 
 
 def _digest(path) -> str:
@@ -59,9 +44,9 @@ def test_a_store_file_that_is_not_mlflows(tiny_data, tmp_path, content, expected
         path.write_bytes(content)
     before = _digest(path)
     uri = f"sqlite:///{path}"
-    _one_line(tiny_sweep_args("feature-extraction", tiny_data, uri), str(path), expected, "--tracking-uri")
-    _one_line(["compare", "--tracking-uri", uri], expected)
-    _one_line(["ui", "--tracking-uri", uri, "--port", str(free_port())], expected)
+    one_error_line(tiny_sweep_args("feature-extraction", tiny_data, uri), str(path), expected, "--tracking-uri")
+    one_error_line(["compare", "--tracking-uri", uri], expected)
+    one_error_line(["ui", "--tracking-uri", uri, "--port", str(free_port())], expected)
     assert _digest(path) == before
 
 
@@ -75,7 +60,7 @@ def test_an_out_of_date_store_says_how_to_upgrade(tmp_path, client):
     with sqlite3.connect(path) as db:
         db.execute("update alembic_version set version_num = '451aebb31d03'")  # an old MLflow's schema
     before = _digest(path)
-    _one_line(["compare", "--tracking-uri", f"sqlite:///{path}"], "out-of-date database schema", "mlflow db upgrade")
+    one_error_line(["compare", "--tracking-uri", f"sqlite:///{path}"], "out-of-date database schema", "mlflow db upgrade")
     assert _digest(path) == before
 
 
@@ -92,10 +77,10 @@ def deleted(client, store_uri):
 @pytest.mark.slow  # a sweep, then the store changed under it: CI's slow step
 def test_a_deleted_experiment_says_how_to_restore_it_or_pick_another(tiny_data, store_uri, client, deleted):
     before = _everything(client)
-    line = _one_line(tiny_sweep_args("feature-extraction", tiny_data, store_uri),
+    line = one_error_line(tiny_sweep_args("feature-extraction", tiny_data, store_uri),
                      "experiment 'tiny'", "was deleted", f"mlflow experiments restore --experiment-id {deleted}",
                      "--experiment NAME")
-    _one_line(["compare", "--experiment", "tiny", "--tracking-uri", store_uri], "was deleted")
+    one_error_line(["compare", "--experiment", "tiny", "--tracking-uri", store_uri], "was deleted")
     assert _everything(client) == before
     # The advice works as printed.
     uri, args = re.search(r"`MLFLOW_TRACKING_URI=(\S+) mlflow ([^`]+)`", line).groups()
@@ -111,7 +96,7 @@ def test_an_experiment_name_mlflow_refuses_is_caught_before_anything_runs(tiny_d
                                                                           name, expected):
     client.search_experiments()
     before = _everything(client)
-    _one_line(tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--experiment", name), expected)
+    one_error_line(tiny_sweep_args("feature-extraction", tiny_data, store_uri, "--experiment", name), expected)
     assert _everything(client) == before
 
 

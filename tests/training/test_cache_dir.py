@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_sweep_args
+from conftest import one_error_line, tiny_sweep_args
 from harness.cli import app
 from harness.data._folders import write_synthetic
 
@@ -20,17 +20,6 @@ runner = CliRunner()
 @pytest.fixture
 def data(tmp_path) -> Path:
     return write_synthetic(tmp_path / "d", per_class=2, size=16)
-
-
-def _fails(args: list[str], *messages: str) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for message in messages:
-        assert message in lines[0], lines[0]
-    return lines[0]
 
 
 def _nothing_running(client) -> None:
@@ -49,7 +38,7 @@ def _a_file(tmp_path) -> Path:
 def test_a_sweep_with_the_cache_at_a_file(data, tmp_path, monkeypatch, store_uri, client):
     path = _a_file(tmp_path)
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(path))
-    _fails(tiny_sweep_args("feature-extraction", data, store_uri),
+    one_error_line(tiny_sweep_args("feature-extraction", data, store_uri),
            f"HARNESS_CACHE_DIR={path} is a file, not a folder", "point it at a folder")
     _nothing_running(client)
     assert path.read_text() == "not a folder\n"
@@ -58,7 +47,7 @@ def test_a_sweep_with_the_cache_at_a_file(data, tmp_path, monkeypatch, store_uri
 def test_a_sweep_with_the_cache_under_a_file(data, tmp_path, monkeypatch, store_uri, client):
     path = _a_file(tmp_path)
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(path / "features"))
-    _fails(tiny_sweep_args("fine-tune", data, store_uri), f"{path} is a file, not a folder")
+    one_error_line(tiny_sweep_args("fine-tune", data, store_uri), f"{path} is a file, not a folder")
     _nothing_running(client)
 
 
@@ -69,7 +58,7 @@ def test_a_sweep_with_the_cache_in_a_folder_it_cannot_write(data, tmp_path, monk
     folder.chmod(0o500)
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(folder))
     try:
-        _fails(tiny_sweep_args("feature-extraction", data, store_uri),
+        one_error_line(tiny_sweep_args("feature-extraction", data, store_uri),
                f"HARNESS_CACHE_DIR={folder} cannot be written (Permission denied)")
     finally:
         folder.chmod(0o700)
@@ -80,7 +69,7 @@ def test_a_sweep_with_the_cache_in_a_folder_it_cannot_write(data, tmp_path, monk
 def test_cache_commands_with_the_cache_at_a_file(tmp_path, monkeypatch, command):
     path = _a_file(tmp_path)
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(path))
-    _fails(command, f"HARNESS_CACHE_DIR={path} is a file, not a folder")
+    one_error_line(command, f"HARNESS_CACHE_DIR={path} is a file, not a folder")
     assert path.read_text() == "not a folder\n"  # `clear` deleted nothing
 
 
@@ -95,7 +84,7 @@ def test_an_unwritable_cache_is_named_even_as_root(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(folder))
     monkeypatch.setattr(tempfile, "TemporaryFile", refused)
-    _fails(["cache", "ls"], f"HARNESS_CACHE_DIR={folder} cannot be written (Permission denied)",
+    one_error_line(["cache", "ls"], f"HARNESS_CACHE_DIR={folder} cannot be written (Permission denied)",
            "point it at a folder you can write")
 
 
@@ -104,7 +93,7 @@ def test_the_default_cache_folder_is_named_when_unset(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / ".cache").write_text("")
-    _fails(["cache", "ls"], f"the feature cache folder {tmp_path / 'home' / '.cache' / 'harness'} cannot be made",
+    one_error_line(["cache", "ls"], f"the feature cache folder {tmp_path / 'home' / '.cache' / 'harness'} cannot be made",
            f"{tmp_path / 'home' / '.cache'} is a file", "point HARNESS_CACHE_DIR at a folder")
 
 
