@@ -46,8 +46,8 @@ def extract(key: FeatureKey, data: DataSet, extractor, make_images, reporter=Non
             return open_entry(final, hit=True, seconds=0.0)
         partial = final.with_name(f"{final.name}.partial")
         plan = _plan(extractor, data, counts)
+        _check_space(plan, partial, reporter)  # before _resume makes the folder: a refusal leaves nothing
         state = _resume(partial, plan)
-        _check_space(plan, partial, reporter)
         try:
             for split in data.splits:
                 _extract_split(extractor, make_images(split), partial, split, plan[split], state, reporter)
