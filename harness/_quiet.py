@@ -62,7 +62,11 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Quiet start-up, unless the user set the level or TensorFlow is already imported."""
-    if os.environ.get("HARNESS_VERBOSE") or "tensorflow" in sys.modules:
+    if os.environ.get("HARNESS_VERBOSE"):
+        return
+    # MLflow draws a progress bar for every artifact it downloads (compare, report): noise here
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if "tensorflow" in sys.modules:
         return
     if LEVEL in os.environ and not os.environ.get(OURS):
         return  # the user's own choice

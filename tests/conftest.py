@@ -48,8 +48,10 @@ TINY_FLAGS = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32", 
 
 
 def tiny_sweep_args(method: str, data: Path, store_uri: str, *extra: str) -> list[str]:
-    """A tiny sweep with the packaged default sweep file (no --config), flags overriding it."""
-    return ["sweep", method, "--data", str(data), "--tracking-uri", store_uri, *TINY_FLAGS, *extra]
+    """A tiny sweep with the packaged default sweep file (no --config), flags overriding it. A
+    repeated --backbone searches several, so one in `extra` replaces the tiny one."""
+    tiny = TINY_FLAGS[2:] if "--backbone" in extra else TINY_FLAGS
+    return ["sweep", method, "--data", str(data), "--tracking-uri", store_uri, *tiny, *extra]
 
 
 def runs_of(client, experiment: str):

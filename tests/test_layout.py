@@ -1,5 +1,5 @@
 """The shape of the package: sub-packages by concern, small modules, imports that go one way
-(cli -> study -> distributed -> tuning/serving/servers -> training -> backbones -> data/tracking
+(cli -> report -> study -> distributed -> tuning/serving/servers -> training -> backbones -> data/tracking
 -> config -> errors) and no import cycle."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 # The layer of each top-level name: a module may import its own package and lower layers only.
 LAYERS = {"errors": 0, "progress": 0, "interrupts": 0, "_quiet": 0, "config": 1, "tracking": 2, "data": 2,
           "backbones": 3, "training": 4, "tuning": 5, "serving": 6, "servers": 6, "distributed": 7,
-          "study": 8, "cli": 9, "__main__": 10, "__init__": 10}
+          "study": 8, "report": 8.5, "cli": 9, "__main__": 10, "__init__": 10}
 
 
 def _modules() -> dict[str, Path]:

@@ -55,6 +55,8 @@ def float32_copy(model):
     import keras
 
     def as_float32(layer):
+        if not isinstance(layer, keras.layers.Layer):  # a raw operation (ConvNeXt's x + y) has no dtype
+            return layer.__class__.from_config(layer.get_config())
         return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 
     copy = keras.models.clone_model(model, clone_function=as_float32)

@@ -1,38 +1,49 @@
-"""Backbone registry: constructor, preprocessing, feature layer, top block, weights resolution."""
+"""The backbone registry's verbs: look a backbone up, build it with its weights resolved,
+preprocess for it, and cut it where fine-tuning unfreezes its top (the table is _families, the
+graph work _graph)."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
+import numpy as np
 
+from harness.backbones import _graph
+from harness.backbones._families import REGISTRY, BackboneSpec
 from harness.errors import HarnessError
 
+__all__ = ["MODES", "REGISTRY", "BackboneSpec", "build_base", "cut_points", "fresh_copy", "get_spec",
+           "preprocess", "preprocessing_mode", "resolve_cut", "split_at_cut", "weights_identity"]
+
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications.imagenet_utils, "caffe" mode
-MODES = ("caffe", "tf", "rescale")
+_TORCH_MEAN = (0.485, 0.456, 0.406)  # and "torch" mode, after x / 255
+_TORCH_STD = (0.229, 0.224, 0.225)
+MODES = ("caffe", "tf", "torch", "none", "rescale")
 
 
-def preprocess(pixels, mode: str):
-    """Raw 0..255 RGB pixels -> what a backbone expects, in standard Keras layers only, so a saved
-    network loads wherever Keras does. Always float32 (exact even when the backbone runs in bfloat16).
+def _true_division(pixels, divisor: float, name: str):
+    """x / divisor as Normalization(mean 0, variance divisor**2): a true division (Rescaling(1/d)
+    would multiply by a rounded reciprocal, 1 ulp off on most pixels)."""
+    return keras.layers.Normalization(mean=0.0, variance=divisor ** 2, dtype="float32", name=name)(pixels)
 
-    tf (MobileNetV2): x / 127.5 - 1, as Normalization(mean 0, variance 127.5**2) (a true division:
-    Rescaling(1/127.5) would multiply by a rounded reciprocal, 1 ulp off on most pixels), then
-    Rescaling(1, offset=-1); rescale (the tutorial's ImageDataGenerator): x * (1/255); caffe (VGG16): RGB -> BGR and minus the ImageNet BGR mean as a frozen Dense(3) on the channel
-    axis: its kernel is the channel permutation (every output is one input times 1 plus two zeros,
-    which is exact) and its bias minus the mean.
-    """
-    if mode == "tf":
-        x = keras.layers.Normalization(mean=0.0, variance=127.5 ** 2, dtype="float32", name="preprocess_tf_divide")(pixels)
-        return keras.layers.Rescaling(1.0, offset=-1.0, dtype="float32", name="preprocess_tf_shift")(x)
-    if mode == "rescale":
-        return keras.layers.Rescaling(1 / 255, dtype="float32", name="preprocess_rescale")(pixels)
-    if mode != "caffe":
-        raise ValueError(f"unknown preprocessing mode {mode!r}")
+
+def _torch(pixels):
+    """x / 255, then (x - mean) / std per channel as keras.applications computes it in float32:
+    the variance given is the float32 std squared, whose float32 square root is that std exactly."""
+    x = _true_division(pixels, 255.0, "preprocess_torch_divide")
+    std = np.asarray(_TORCH_STD, "float32")
+    return keras.layers.Normalization(mean=list(_TORCH_MEAN), variance=list(std * std), dtype="float32",
+                                      name="preprocess_torch_normalize")(x)
+
+
+def _caffe(pixels):
+    """RGB -> BGR and minus the ImageNet BGR mean as a frozen Dense(3) on the channel axis: its
+    kernel is the channel permutation (every output is one input times 1 plus two zeros, which is
+    exact) and its bias minus the mean."""
     rgb_to_bgr = [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]  # kernel[in, out]: out 0 (B) = in 2
     layer = keras.layers.Dense(
         3, kernel_initializer=keras.initializers.Constant(rgb_to_bgr),
@@ -41,42 +52,35 @@ def preprocess(pixels, mode: str):
     return layer(pixels)
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What the harness needs to know about one ImageNet base network."""
+def preprocess(pixels, mode: str):
+    """Raw 0..255 RGB pixels -> what a backbone expects, in standard Keras layers only, so a saved
+    network loads wherever Keras does. Always float32 (exact even when the backbone runs in bfloat16).
 
-    name: str
-    build: Callable[..., keras.Model]
-    preprocess_mode: str
-    cut_layer: str  # output of this layer feeds the top block that fine-tuning unfreezes
-    description: str
-    # Measured on a 2-core AMX CPU at 150 px (bench/sweep_cost.py): VGG16's dense convolutions
-    # run 3.5x faster in bfloat16; MobileNetV2's depthwise ones run slower (140 vs 216 images/s).
-    faster_in_bf16: bool = False
-
-
-def _vgg16(input_shape, weights, alpha):
-    return keras.applications.VGG16(include_top=False, weights=weights, input_shape=input_shape)
-
-
-def _mobilenet_v2(input_shape, weights, alpha):
-    return keras.applications.MobileNetV2(
-        include_top=False, weights=weights, input_shape=input_shape, alpha=alpha)
-
-
-REGISTRY: dict[str, BackboneSpec] = {
-    "vgg16": BackboneSpec("vgg16", _vgg16, "caffe", "block4_pool",
-                          "VGG16; top block block5_conv1..3 + block5_pool", faster_in_bf16=True),
-    "mobilenet_v2": BackboneSpec("mobilenet_v2", _mobilenet_v2, "tf", "block_15_add",
-                                 "MobileNetV2; top block block_16 + Conv_1"),
-}
+    tf (MobileNet, ResNetV2, Inception, Xception, NASNet): x / 127.5 - 1; torch (DenseNet):
+    x / 255, minus the ImageNet mean, over its std; caffe (VGG, ResNet): RGB -> BGR, minus the
+    ImageNet BGR mean; none (EfficientNet, ConvNeXt, MobileNetV3 rescale inside): the pixels as
+    float32; rescale (the tutorial's ImageDataGenerator): x * (1/255).
+    """
+    if mode == "tf":
+        x = _true_division(pixels, 127.5, "preprocess_tf_divide")
+        return keras.layers.Rescaling(1.0, offset=-1.0, dtype="float32", name="preprocess_tf_shift")(x)
+    if mode == "rescale":
+        return keras.layers.Rescaling(1 / 255, dtype="float32", name="preprocess_rescale")(pixels)
+    if mode == "torch":
+        return _torch(pixels)
+    if mode == "none":
+        return keras.layers.Rescaling(1.0, dtype="float32", name="preprocess_none")(pixels)
+    if mode != "caffe":
+        raise ValueError(f"unknown preprocessing mode {mode!r}")
+    return _caffe(pixels)
 
 
 def get_spec(name: str) -> BackboneSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise HarnessError(f"unknown backbone {name!r} (choose from {', '.join(REGISTRY)})") from None
+        raise HarnessError(f"unknown backbone {name!r} (choose from {', '.join(REGISTRY)}; "
+                           f"`harness backbones` lists them)") from None
 
 
 def weights_identity(weights: str) -> str:
@@ -94,52 +98,95 @@ def preprocessing_mode(spec: BackboneSpec, preprocessing: str) -> str:
     return spec.preprocess_mode if preprocessing == "backbone" else "rescale"
 
 
-def build_base(name: str, image_size: int, weights: str, alpha: float = 0.35) -> keras.Model:
-    """The frozen-able base network with its weights resolved, or one clear HarnessError."""
-    spec = get_spec(name)
-    shape = (image_size, image_size, 3)
-    if weights == "imagenet":
-        try:
-            return spec.build(shape, "imagenet", alpha)
-        except Exception as exc:  # offline, DNS, HTTP or a broken download all look alike here
-            raise HarnessError(
-                f"could not download the ImageNet weights for {name} ({type(exc).__name__}); "
-                f"offline? pass a weights file with --weights PATH") from None
-    if weights == "none":
-        return spec.build(shape, None, alpha)
-    path = Path(weights)
-    if not path.is_file():
-        raise HarnessError(f"weights file not found: {weights}")
-    base = spec.build(shape, None, alpha)
+@contextlib.contextmanager
+def _fresh_names():
+    """keras.applications leaves some layers to Keras' automatic names (Xception's and ConvNeXt's
+    "add_3"), numbered per process. Built from a fresh count they are the same in every build, so
+    a logged cut names the same layer everywhere and a weights file finds its layers; the count
+    goes on above them afterwards, so later automatic names never repeat one of the base's."""
     try:
-        with warnings.catch_warnings():
-            # Keras warns once per nested container of a weights file it reads; noise here.
-            warnings.simplefilter("ignore")
-            base.load_weights(str(path))
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(
-            f"weights file {weights} does not fit backbone {name}"
-            f"{f' (alpha={alpha})' if name == 'mobilenet_v2' else ''}: {first}") from None
+        from keras.src.backend.common import global_state
+    except ImportError:  # a Keras that moved it: names as Keras gives them
+        yield
+        return
+    saved = global_state.get_global_attribute("object_name_uids") or collections.defaultdict(int)
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        merged = collections.defaultdict(int, saved)
+        for prefix, count in (global_state.get_global_attribute("object_name_uids") or {}).items():
+            merged[prefix] = max(merged[prefix], count)
+        global_state.set_global_attribute("object_name_uids", merged)
+
+
+def _builder(spec: BackboneSpec, image_size: int, alpha: float | None):
+    constructor = getattr(keras.applications, spec.constructor)
+    extra = {"alpha": alpha} if spec.width else {}
+
+    def build(weights):
+        with _fresh_names():
+            return constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3),
+                               **extra)
+    return build
+
+
+def build_base(name: str, image_size: int, weights: str, alpha: float | None = None) -> keras.Model:
+    """The frozen-able base network with its weights resolved ('imagenet', 'none' or a file), or
+    one clear HarnessError. alpha None: the backbone's default width (ignored without one)."""
+    spec = get_spec(name)
+    if image_size < spec.min_size:
+        raise HarnessError(f"image size {image_size} is too small for {name}: keras.applications builds it "
+                           f"from {spec.min_size} px (it was trained at {spec.native_size})")
+    alpha = spec.default_alpha if alpha is None else alpha
+    label = f"{name} (alpha={alpha})" if spec.width else name
+    build = _builder(spec, image_size, alpha)
+    if weights == "none":
+        return build(None)
+    from harness.backbones import _weights  # resolving weights is its own module's concern
+
+    if weights == "imagenet":
+        return _weights.build_imagenet(build, label)
+    if not Path(weights).is_file():
+        raise HarnessError(f"weights file not found: {weights}")
+    base = build(None)
+    _weights.load_file(base, Path(weights), label)
     return base
 
 
-def split_at_cut(base: keras.Model, cut_layer: str) -> tuple[keras.Model, keras.Model]:
-    """Split the base into (below, top block): top(below(x)) == base(x).
+def cut_points(base: keras.Model, spec: BackboneSpec) -> list[str]:
+    """The fine-tuning cuts from the top down: [0] for unfreeze=1 (the named cut, else the top
+    stage found from the graph), [1] one stage more, ... Names at any image size from min_size."""
+    g = _graph.graph(base)
+    stages = [g.names[i] for i in _graph.stage_cuts(g)[0]]
+    if spec.cut_layer is None:
+        return stages
+    position = {name: i for i, name in enumerate(g.names)}
+    return [spec.cut_layer] + [s for s in stages if position[s] < position[spec.cut_layer]]
 
-    The top block is rebuilt on a fresh Input from the layers after the cut, which
-    must form a chain (true for VGG16 block5 and MobileNetV2's last block).
-    """
-    names = [layer.name for layer in base.layers]
-    if cut_layer not in names:
-        raise HarnessError(f"cut layer {cut_layer} not found in {base.name}")
-    below = keras.Model(base.input, base.get_layer(cut_layer).output, name="below_cut")
-    cut_shape = tuple(base.get_layer(cut_layer).output.shape[1:])
-    x = inputs = keras.Input(cut_shape, name="cut_features")
-    for layer in base.layers[names.index(cut_layer) + 1:]:
-        x = layer(x)
-    top = keras.Model(inputs, x, name="top_block")
-    return below, top
+
+def resolve_cut(base: keras.Model, spec: BackboneSpec, unfreeze: int | str) -> str:
+    """unfreeze n: the n-th stage from the top; a name: that layer, when it is a cut point (its
+    output alone feeds everything after it). Else one HarnessError naming the choices."""
+    cuts = cut_points(base, spec)
+    if isinstance(unfreeze, int) and not isinstance(unfreeze, bool):
+        if 1 <= unfreeze <= len(cuts):
+            return cuts[unfreeze - 1]
+        raise HarnessError(f"unfreeze = {unfreeze}: {spec.name} has {len(cuts)} stages to unfreeze "
+                           f"(1..{len(cuts)}, or a cut point's name: {', '.join(cuts)})")
+    try:
+        _graph.check_cut(_graph.graph(base), str(unfreeze), spec.name)
+    except HarnessError as exc:
+        raise HarnessError(f"unfreeze = {unfreeze!r}: {exc} (its stage cuts from the top: "
+                           f"{', '.join(cuts)})") from None
+    return str(unfreeze)
+
+
+def split_at_cut(base: keras.Model, cut_layer: str) -> tuple[keras.Model, keras.Model]:
+    """Split the base into (below, top): top(below(x)) == base(x), residual and dense networks
+    included. The top is the base's own layers (same weights) on a fresh input; call it with
+    training=False so BatchNormalization keeps its ImageNet statistics."""
+    return _graph.split(base, cut_layer)
 
 
 def fresh_copy(model: keras.Model) -> keras.Model:

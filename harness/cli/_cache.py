@@ -20,7 +20,7 @@ def cache_ls():
     for e in entries:
         k = e.get("views", "").split(";")[0].removeprefix("views=")
         views = f" ({k} augmented views of each training image)" if k else ""
-        out.print(f"{e['id']}  {e['backbone']:<12} {e['weights']:<24} {e['image_size']}px "
+        out.print(f"{e['id']}  {e['backbone']:<12} cut {e['cut_layer']:<16} {e['weights']:<24} {e['image_size']}px "
                   f"{e['images']} images{views}  {e['bytes'] / 1e6:.1f} MB  extracted in {e['seconds']:.1f}s",
                   soft_wrap=True)
     out.print(f"{len(entries)} entries in {cache_root()}", soft_wrap=True, highlight=False)  # a path, whole

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.markup import escape
@@ -39,7 +39,7 @@ def _sweep_command(method: str):
         from harness.cli._render import result_view
 
         how = Launch(resume, fresh, workers, role, oracle, parent_run, connect_timeout, register)
-        cfg = load(config, method, settings)  # a flag not given is None: the file's value stands
+        cfg = load(config, method, given_settings(settings))  # a flag not given: the file's value stands
         for warning in launch_warnings(how):
             err.print(escape(warning).replace("warning:", "[yellow]warning:[/]", 1), highlight=False, soft_wrap=True)
         with RichReporter(err) as reporter:
@@ -48,19 +48,25 @@ def _sweep_command(method: str):
 
     command.__doc__ = f"Sweep the {method} method's hyperparameters with KerasTuner."
     wrapped = handled(command)
-    wrapped.__signature__ = _with_setting_options(inspect.signature(command, eval_str=True))
+    wrapped.__signature__ = with_setting_options(inspect.signature(command, eval_str=True))
     return wrapped
 
 
-def _with_setting_options(run_mode: inspect.Signature) -> inspect.Signature:
+def with_setting_options(run_mode: inspect.Signature) -> inspect.Signature:
     """The command's signature as Typer reads it: --config, then an option per declared setting
     flag (typed by its declaration; None: not given), then the run-mode options."""
     keyword = inspect.Parameter.KEYWORD_ONLY
     params = [p.replace(kind=keyword) for p in run_mode.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    options = [inspect.Parameter(name, keyword, annotation=Optional[s.kind],
+    options = [inspect.Parameter(name, keyword, annotation=Optional[List[s.flag_kind] if s.listable else s.flag_kind],
                                  default=typer.Option(None, _spelling(s), help=_help(s)))
                for name, s in flagged(SweepConfig).items()]
     return run_mode.replace(parameters=params[:1] + options + params[1:])
+
+
+def given_settings(settings: dict) -> dict:
+    """The flags given: a repeated one (a listable setting) is the list a sweep file would hold."""
+    return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in settings.items()
+            if v is not None and v != [] and v != ()}
 
 
 def _spelling(s: Setting) -> str:
@@ -70,7 +76,7 @@ def _spelling(s: Setting) -> str:
 
 def _help(s: Setting) -> str:
     allowed = f" One of: {' | '.join(s.choices)}." if s.choices else ""
-    one = " One value; a sweep file may list several to search." if s.listable else ""
+    one = " Repeat it to search several values." if s.listable else ""
     return escape(f"{s.help}.{allowed}{one}")  # [augmentation] is a table's name, not rich markup
 
 

@@ -37,7 +37,7 @@ class Rule:
 class Setting:
     """How one sweep-file key is typed, bounded, documented, overridden and logged."""
 
-    kind: type  # of one value, as TOML types it; a dataclass: a table of its own declared keys
+    kind: type | tuple[type, ...]  # of one value, as TOML types it (a tuple: any of them); a dataclass: a table
     help: str
     choices: tuple = ()
     rule: Rule | None = None
@@ -50,6 +50,11 @@ class Setting:
     @property
     def table(self) -> bool:
         return dataclasses.is_dataclass(self.kind)
+
+    @property
+    def flag_kind(self) -> type:
+        """The type a CLI flag's text is read as: str where the file takes several (int or name)."""
+        return str if isinstance(self.kind, tuple) else self.kind
 
     def logs(self, cfg: Any) -> bool:
         """Whether `cfg` logs this setting as a param."""
@@ -91,13 +96,19 @@ def as_tuple(value: Any) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
-def typed(key: str, value: Any, kind: type) -> Any:
+def typed(key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
     # bool is an int in Python; TOML keeps them apart, so must we.
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if isinstance(kind, tuple) and int in kind and isinstance(value, str) and value.isdigit():
+        value = int(value)  # "2" from a CLI flag is the sweep file's 2
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise HarnessError(f"{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        raise HarnessError(f"{key}: expected {kind_name(kind)}, got {type(value).__name__} {value!r}")
     return value
+
+
+def kind_name(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
 
 
 def one_or_list(key: str, value: Any, kind: type) -> Any:
@@ -106,7 +117,7 @@ def one_or_list(key: str, value: Any, kind: type) -> Any:
         return typed(key, value, kind)
     values = tuple(typed(key, v, kind) for v in value)
     if not values or len(set(values)) != len(values):
-        raise HarnessError(f"{key}: expected one {kind.__name__} or a non-empty list of distinct ones")
+        raise HarnessError(f"{key}: expected one {kind_name(kind)} or a non-empty list of distinct ones")
     return values[0] if len(values) == 1 else values
 
 

@@ -55,7 +55,8 @@ def _space_rows() -> list[list[str]]:
 
 
 def _type(s: Setting) -> str:
-    one = _TYPES.get(s.kind, s.kind.__name__)
+    kinds = s.kind if isinstance(s.kind, tuple) else (s.kind,)
+    one = " or ".join(_TYPES.get(k, k.__name__) for k in kinds)
     return f"{one}, or a list of them (searched)" if s.listable else one
 
 

@@ -15,7 +15,9 @@ from harness.config._files import read_sweep_file
 from harness.config._space import Augmentation, SearchSpace, check_space, read_space
 from harness.errors import HarnessError
 
-_ALPHA = Rule("(0, 1.4]", lambda v: 0 < v <= 1.4, "must be in (0, 1.4], got {value}")
+_ALPHA = Rule("0 or (0, 1.4]", lambda v: 0 <= v <= 1.4, "must be 0 (the backbone's own) or in (0, 1.4], got {value}")
+_UNFREEZE = Rule(">= 1, or a layer name", lambda v: bool(v) if isinstance(v, str) else v >= 1,
+                 "must be a number of stages >= 1 or a layer name, got {value!r}")
 _A_FOLDER = Rule("a folder", bool, "must name a folder")
 _WEIGHTS = Rule("imagenet, none or a file path", bool, "must be imagenet, none or a file path")
 
@@ -29,12 +31,21 @@ class SweepConfig:
                           "a file may only repeat", choices=METHODS)
     data: str = setting("data/cats_and_dogs_small", str, "Data folder: {train,validation,test}/<class>/<images>",
                         rule=_A_FOLDER, flag="--data")
-    backbone: str = setting("vgg16", str, "Pretrained base network", choices=BACKBONES, flag="--backbone",
-                            param=True)
-    weights: str = setting("imagenet", str, "imagenet | none | PATH to a .weights.h5 file", rule=_WEIGHTS,
+    backbone: str | tuple[str, ...] = setting("vgg16", str, "Pretrained base network (`harness backbones` lists "
+                                              "them); a list is searched, one cache entry each",
+                                              choices=BACKBONES, listable=True, flag="--backbone", param=True)
+    weights: str = setting("imagenet", str, "imagenet | none | PATH to a .weights.h5 file or a Keras 2 .h5 "
+                           "weights file", rule=_WEIGHTS,
                            flag="--weights", param=True)
-    alpha: float = setting(0.35, float, "MobileNetV2 width (the shared offline weights are 0.35)", rule=_ALPHA,
-                           param=lambda cfg: cfg.backbone == "mobilenet_v2")
+    # alpha is logged too, as each backbone resolves it, by the sweep itself
+    alpha: float = setting(0.0, float, "Width of the MobileNets (mobilenet, mobilenet_v2, mobilenet_v3_*); 0: "
+                           "the backbone's own (mobilenet_v2: 0.35, the shared offline weights; others: 1.0)",
+                           rule=_ALPHA)
+    unfreeze: int | str | tuple = setting(1, (int, str), "Fine-tune: what phase 2 unfreezes: the top N stages of "
+                                          "the backbone (1: the tutorial's block5) or every layer after the named "
+                                          "one; a list is searched, one cache entry each", rule=_UNFREEZE,
+                                          listable=True, flag="--unfreeze",
+                                          param=lambda cfg: cfg.method == "fine-tune")
     image_size: int | tuple[int, ...] = setting(150, int, "Image side in pixels; each size has its own "
                                                 "cache entry", at_least=32, listable=True,
                                                 flag="--image-size", param=True)
@@ -79,6 +90,17 @@ class SweepConfig:
     @property
     def poolings(self) -> tuple[str, ...]:
         return as_tuple(self.pooling)
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        return as_tuple(self.backbone)
+
+    @property
+    def unfreezes(self) -> tuple[int | str, ...]:
+        """The cuts fine-tuning searches (feature extraction reads the first one's entry): all numbers,
+        or all text where one is a layer name, because a keras-tuner Choice holds one type."""
+        values = as_tuple(self.unfreeze)
+        return values if all(isinstance(v, int) for v in values) else tuple(map(str, values))
 
     @property
     def experiment_name(self) -> str:

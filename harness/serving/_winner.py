@@ -59,26 +59,27 @@ def discard_saved(tuner) -> None:
         path.unlink(missing_ok=True)
 
 
-def model_metadata(cfg, image_size: int, class_names: tuple[str, ...]) -> dict:
+def model_metadata(cfg, image_size: int, class_names: tuple[str, ...], backbone: str | None = None) -> dict:
     """What a user of the logged model needs besides the network: it travels in its MLmodel file."""
     return {"class_names": list(class_names), "image_size": image_size,
             "input": f"RGB pixels 0..255 as float32, shape (N, {image_size}, {image_size}, 3); "
                      "the preprocessing is part of the network",
             "output": "one probability per class, column i is class_names[i]",
-            "method": cfg.method, "backbone": cfg.backbone, "weights": cfg.weights,
+            "method": cfg.method, "backbone": backbone or cfg.backbones[0], "weights": cfg.weights,
             "preprocessing": cfg.preprocessing, "producer": "harness"}
 
 
 def log_winner(tracker, parent_id: str, best, tuner, frozen, cfg, image_size: int,
-               class_names: tuple[str, ...]) -> str:
-    """Log the winner (at its trial's image size) as a Keras model with a signature and metadata on
-    its run; tag both runs with its URI."""
+               class_names: tuple[str, ...], backbone: str | None = None) -> str:
+    """Log the winner (its trial's frozen network: backbone and image size, searched or not) as a
+    Keras model with a signature and metadata on its run; tag both runs with its URI."""
     model = assemble(tuner, best.trial_id, frozen, image_size)
     # the signature from example arrays of the right shapes and dtypes: running the network here
     # would only trace it once more
     example = np.zeros((1, image_size, image_size, 3), dtype="float32")
     output = np.zeros((1, len(class_names)), dtype="float32")
-    uri = models.log_keras_model(tracker, best.run_id, model, example, output, model_metadata(cfg, image_size, class_names))
+    uri = models.log_keras_model(tracker, best.run_id, model, example, output,
+                                 model_metadata(cfg, image_size, class_names, backbone))
     runs.set_tags(tracker, best.run_id, {"model_uri": uri})
     runs.set_tags(tracker, parent_id, {"best_model_uri": uri})
     discard_saved(tuner)
@@ -88,7 +89,8 @@ def log_winner(tracker, parent_id: str, best, tuner, frozen, cfg, image_size: in
 def register(tracker, name: str, uri: str, parent_id: str, best, tags: dict[str, str]) -> str:
     """The winner as a new version of registered model `name`; returns its models:/ URI."""
     version = models.register(tracker, uri, name, {
-        "method": tags["method"], "backbone": tags["backbone"], "data_fingerprint": tags["data_fingerprint"],
+        "method": tags["method"], "backbone": str(best.hyperparameters.get("backbone", tags["backbone"])),
+        "data_fingerprint": tags["data_fingerprint"],
         "classes": tags["classes"], "val_accuracy": f"{best.val_accuracy:.6g}",
         "test_accuracy": f"{best.test_accuracy:.6g}", "parent_run_id": parent_id})
     registered = f"models:/{name}/{version}"

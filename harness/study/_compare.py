@@ -16,7 +16,8 @@ from harness.tracking import RunView, Tracker
 from harness.tracking import experiments, reading, runs
 
 SWEEP_FILTER = "tags.sweep = 'true' and attributes.status = 'FINISHED'"
-HP_KEYS = ("units", "dropout", "learning_rate", "fine_tune_learning_rate", "image_size", "pooling")
+HP_KEYS = ("backbone", "unfreeze", "units", "dropout", "learning_rate", "fine_tune_learning_rate", "image_size",
+           "pooling")
 SHORT = {"learning_rate": "lr", "fine_tune_learning_rate": "ft_lr"}
 
 
@@ -39,6 +40,8 @@ class MethodResult:
     val_curve: list[float] = field(default_factory=list)
     repeats: list[float] = field(default_factory=list)
     test_recall: dict[str, float] = field(default_factory=dict)  # per class, from the test predictions
+    backbone: str = ""  # the winner's network (its trial's, when the sweep searched several)
+    cut_layer: str = ""  # fine-tune: the last layer the winner kept frozen
 
     @property
     def repeat_mean(self) -> float:
@@ -117,14 +120,15 @@ def method_result(tracker: Tracker, parent: RunView) -> tuple[MethodResult, Pred
     correct = predictions.correct
     trials = [c for c in reading.children(tracker, parent.run_id, parent.experiment_id) if c.status == "FINISHED"]
     low, high = wilson(int(correct.sum()), len(correct))
-    hps = {k: best.params[k] for k in HP_KEYS if k in best.params}
+    hps = {k: best.params[k] for k in HP_KEYS if k in best.params and k != "backbone"}  # a row of its own
     curve = [v for _, v in sorted(reading.metric_history(tracker, best.run_id, "val_accuracy"))]
     result = MethodResult(
         parent.tags["method"], parent.run_id, best.run_id, hps, best.metrics["best_val_accuracy"],
         best.metrics["test_accuracy"], len(correct), low, high, len(trials),
         parent.metrics.get("sweep_seconds", parent.seconds),
         float(np.mean([c.seconds for c in trials])) if trials else math.nan, curve,
-        test_recall=predictions.scores().recall)
+        test_recall=predictions.scores().recall, backbone=best.params.get("backbone", best.tags.get("backbone", "")),
+        cut_layer=best.params.get("cut_layer", ""))
     return result, predictions
 
 
@@ -210,6 +214,8 @@ def rows(comp: Comparison) -> list[tuple[str, ...]]:
         return fn(fe), fn(ft)
 
     out = [
+        ("backbone (of the best trial)", *both(lambda r: r.backbone + (f", frozen up to {r.cut_layer}"
+                                                                      if r.cut_layer else ""))),
         ("best trial hyperparameters", *both(lambda r: ", ".join(f"{SHORT.get(k, k)}={_short(v)}" for k, v in
                                                                  r.hyperparameters.items()))),
         ("validation accuracy (selects)", *both(lambda r: f"{r.val_accuracy:.3f}")),

@@ -7,6 +7,7 @@ import contextlib
 import io
 
 from harness.serving import _winner as winner
+from harness.training import _variants as variants
 from harness.tracking import reading, runs
 from harness.tuning._context import SweepContext
 from harness.tuning._oracles import hyperband_params
@@ -56,10 +57,10 @@ class LocalRunner:
         return best[0].trial_id if best else None
 
     def log_winner(self, ctx: SweepContext, parent: str, best: TrialRecord) -> str:
-        """The winner at its trial's image size (searched or not), the frozen part in front."""
-        size = best.hyperparameters.get("image_size", ctx.cfg.image_sizes[0])
-        return winner.log_winner(ctx.tracker, parent, best, self.tuner, ctx.prepared.frozen[size], ctx.cfg, size,
-                                 ctx.prepared.data.class_names)
+        """The winner with its trial's frozen network (backbone, image size, cut: searched or not) in front."""
+        variant = variants.of_trial(best.hyperparameters, ctx.prepared.frozen)
+        return winner.log_winner(ctx.tracker, parent, best, self.tuner, ctx.prepared.frozen[variant], ctx.cfg,
+                                 variant.image_size, ctx.prepared.data.class_names, variant.backbone)
 
     def stop(self) -> None:
         """Nothing to stop: the tuner's trial ends with the exception."""

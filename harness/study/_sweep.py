@@ -106,7 +106,7 @@ def open_parent(ctx: SweepContext, runner: TrialRunner) -> str:
         parent = resumed
         runs.end_running_children(tracker, ctx.experiment_id, parent, "KILLED")  # left by a killed process
     else:
-        name = f"{ctx.cfg.method} · {ctx.cfg.backbone} · {datetime.now():%Y-%m-%d %H:%M:%S}"
+        name = f"{ctx.cfg.method} · {'+'.join(ctx.cfg.backbones)} · {datetime.now():%Y-%m-%d %H:%M:%S}"
         parent = runs.start(tracker, ctx.experiment_id, name, tags)
         runner.hold(parent)
     try:

@@ -6,7 +6,7 @@ from harness.training._feature_cache import FeatureKey, Features
 from harness.training._methods import METHODS, FeatureExtraction, FineTune
 from harness.training._prepare import Network, Prepared, build_network, cached_features, prepare
 from harness.training._seeding import seed_everything
-from harness.training._trial_data import SizedData, TrialData
+from harness.training._trial_data import VariantData, TrialData
 
 __all__ = ["METHODS", "FeatureExtraction", "FeatureKey", "Features", "FineTune", "Network", "Prepared",
-           "SizedData", "TrialData", "build_network", "cached_features", "prepare", "seed_everything"]
+           "VariantData", "TrialData", "build_network", "cached_features", "prepare", "seed_everything"]

@@ -11,6 +11,7 @@ from harness.config import Augmentation, Range, SearchSpace
 from harness.training._optimizers import FusedAdam, FusedRMSprop
 from harness.training._heads import loss_for, make_head
 from harness.training._trial_data import TrialData
+from harness.training import _variants as variants
 
 
 def _float(hp, name: str, r: Range, step: float | None = None):
@@ -35,8 +36,9 @@ def choose(hp, name: str, values: tuple):
     return hp.Choice(name, list(values), default=values[0])
 
 
-def declare_input(hp, sizes: tuple[int, ...], poolings: tuple[str, ...]) -> tuple[int, str]:
-    return choose(hp, "image_size", sizes), choose(hp, "pooling", poolings)
+def declare_input(hp, keys, poolings: tuple[str, ...]) -> tuple:
+    """(the trial's frozen network: a harness.training._variants.Variant key, its pooling)."""
+    return variants.declare(hp, keys), choose(hp, "pooling", poolings)
 
 
 def on_images(trained: keras.Model, frozen: keras.Model, image_size: int, augment: Augmentation | None = None,
@@ -69,16 +71,16 @@ def _compile(model: keras.Model, optimizer, n_classes: int, data: TrialData) -> 
                   steps_per_execution=steps_per_execution(data.train_steps))
 
 
-def _per_size(value) -> dict:
-    """{image size: value}; a bare value stands for the one size (tests, single-size callers)."""
+def _per_variant(value) -> dict:
+    """{Variant: value}; a bare value stands for the one network (tests, single-network callers)."""
     return value if isinstance(value, dict) else {0: value}
 
 
 class FeatureExtraction(kt.HyperModel):
     """Train only the head, on the frozen backbone's output.
 
-    `top_shape`, and `frozen` when trials run on images, are per image size ({size: ...});
-    several sizes, or several `poolings`, make them hyperparameters."""
+    `top_shape`, and `frozen` when trials run on images, are per frozen network ({Variant: ...});
+    several backbones or sizes, or several `poolings`, make them hyperparameters."""
 
     method = "feature-extraction"
     input_layer = "top"  # the cached layer the trained model reads (ignored when trials run on images)
@@ -87,7 +89,7 @@ class FeatureExtraction(kt.HyperModel):
     def __init__(self, space: SearchSpace, top_shape, epochs: int, n_classes: int, frozen=None,
                  augment: Augmentation | None = None, poolings: tuple[str, ...] = ("flatten",)):
         super().__init__(name=self.method)
-        self.space, self.shapes, self.epochs, self.n_classes = space, _per_size(top_shape), epochs, n_classes
+        self.space, self.shapes, self.epochs, self.n_classes = space, _per_variant(top_shape), epochs, n_classes
         self.frozen, self.augment, self.poolings = frozen, augment, poolings
 
     def declare_hyperparameters(self, hp):
@@ -96,10 +98,10 @@ class FeatureExtraction(kt.HyperModel):
 
     def build(self, hp):
         units, dropout, _ = declare_head(hp, self.space)
-        size, pooling = declare_input(hp, tuple(self.shapes), self.poolings)
-        model = make_head(self.shapes[size], units, dropout, self.n_classes, pooling)
+        key, pooling = declare_input(hp, tuple(self.shapes), self.poolings)
+        model = make_head(self.shapes[key], units, dropout, self.n_classes, pooling)
         if self.frozen is not None:
-            model = on_images(model, self.frozen[size], size, self.augment)
+            model = on_images(model, self.frozen[key], key.image_size, self.augment)
         return model
 
     def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, initial_epoch=0, validation=None, **kwargs):
@@ -114,7 +116,7 @@ class FineTune(kt.HyperModel):
     """Phase 1: head on the frozen base. Phase 2: unfreeze the top block, lower learning rate.
 
     `top_block` (the template each trial copies), and `frozen` when trials run on images, are
-    per image size ({size: ...}), as for FeatureExtraction."""
+    per frozen network ({Variant: ...}), as for FeatureExtraction."""
 
     method = "fine-tune"
     input_layer = "cut"
@@ -123,7 +125,7 @@ class FineTune(kt.HyperModel):
     def __init__(self, space: SearchSpace, top_block, epochs: int, n_classes: int, frozen=None,
                  augment: Augmentation | None = None, poolings: tuple[str, ...] = ("flatten",)):
         super().__init__(name=self.method)
-        self.space, self.top_blocks, self.epochs, self.n_classes = space, _per_size(top_block), epochs, n_classes
+        self.space, self.top_blocks, self.epochs, self.n_classes = space, _per_variant(top_block), epochs, n_classes
         self.frozen, self.augment, self.poolings = frozen, augment, poolings
 
     def declare_hyperparameters(self, hp):
@@ -134,14 +136,14 @@ class FineTune(kt.HyperModel):
     def build(self, hp):
         units, dropout, _ = declare_head(hp, self.space)
         _float(hp, "fine_tune_learning_rate", self.space.fine_tune_learning_rate)
-        size, pooling = declare_input(hp, tuple(self.top_blocks), self.poolings)
-        top = fresh_copy(self.top_blocks[size])  # every trial starts from the pretrained weights
+        key, pooling = declare_input(hp, tuple(self.top_blocks), self.poolings)
+        top = fresh_copy(self.top_blocks[key])  # every trial starts from the pretrained weights
         head = make_head(tuple(top.output.shape[1:]), units, dropout, self.n_classes, pooling)
         inputs = keras.Input(tuple(top.input.shape[1:]), name="cut_features")
         # training=False keeps BatchNormalization in inference mode while its weights train.
         model = keras.Model(inputs, head(top(inputs, training=False)), name="top_and_head")
         if self.frozen is not None:
-            model = on_images(model, self.frozen[size], size, self.augment)
+            model = on_images(model, self.frozen[key], key.image_size, self.augment)
         return model
 
     def fit(self, hp, model, data: TrialData, callbacks=(), epochs=None, initial_epoch=0, validation=None, **kwargs):

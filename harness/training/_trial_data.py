@@ -13,6 +13,7 @@ from harness.data import _views as views_
 from harness.training._rows import Rows
 from harness.training._heads import class_probabilities, label_dtype, mean_loss
 from harness.training._seeding import current_seed
+from harness.training import _variants as variants
 
 
 PREDICT_ROWS = 1024  # rows per forward call when scoring cached features: bounds activation memory
@@ -37,10 +38,11 @@ class TrialData:
     views: int = 0
     replay: tuple | None = None
     streamed: bool = False
+    cut_layer: str = ""  # the backbone layer fine-tuning's frozen part ends with (logged per trial)
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def for_trial(self, hp) -> "TrialData":
-        """The data of the trial's image size: this, the only one (see SizedData)."""
+        """The data of the trial's frozen network: this, the only one (see VariantData)."""
         return self
 
     @property
@@ -126,21 +128,22 @@ class TrialData:
 
 
 @dataclass
-class SizedData:
-    """Trial data per image size, when the sweep searches image sizes: a trial takes its size's.
-    Labels, files and classes are the same for every size."""
+class VariantData:
+    """Trial data per frozen network (harness.training._variants.Variant: backbone x image size x
+    cut), when the sweep searches several: a trial takes its network's. Labels, files and classes
+    are the same for every one."""
 
-    by_size: dict[int, TrialData]
+    by_variant: dict[variants.Variant, TrialData]
 
     def for_trial(self, hp) -> TrialData:
-        return self.by_size[hp.get("image_size")]
+        return self.by_variant[variants.of_trial(hp, self.by_variant)]
 
     @property
     def _any(self) -> TrialData:
-        return next(iter(self.by_size.values()))
+        return next(iter(self.by_variant.values()))
 
     labels = property(lambda self: self._any.labels)
     files = property(lambda self: self._any.files)
     class_names = property(lambda self: self._any.class_names)
     n_classes = property(lambda self: self._any.n_classes)
-    reads = property(lambda self: "stream" if any(d.streamed for d in self.by_size.values()) else self._any.reads)
+    reads = property(lambda self: "stream" if any(d.streamed for d in self.by_variant.values()) else self._any.reads)

@@ -13,9 +13,10 @@ from harness.backbones import _registry as backbones
 from harness.config import SweepConfig, declared
 from harness.data._check import check_dataset, warnings
 from harness.data._folders import DataSet, scan
+from harness.errors import HarnessError
 from harness.tracking import Store, Tracker, experiments, resolve_store
 from harness.training._heads import loss_for
-from harness.training._prepare import Prepared, prepare, view_count
+from harness.training._prepare import Prepared, prepare, view_count, width
 from harness.training._seeding import seed_everything
 
 
@@ -56,13 +57,26 @@ def open_context(cfg: SweepConfig, tracking_uri: str | None, reporter, use_cache
     dataset = dataset or scan(cfg.data)
     for line in warnings(check_dataset(dataset)):  # duplicates across splits or classes; the sweep goes on
         reporter.warn(line)
-    backbones.get_spec(cfg.backbone)
+    check_backbones(cfg)
     store = tracker.store if tracker else resolve_store(tracking_uri)
     tracker = tracker or Tracker(store, reporter.store_waiting)
     experiments.find(tracker, cfg.experiment_name)  # a name MLflow refuses, or a deleted experiment's
     seed_everything(cfg.seed)
     prepared = prepare(cfg, dataset, reporter, use_cache)
     return SweepContext(cfg, dataset, store, tracker, prepared, reporter)
+
+
+def check_backbones(cfg: SweepConfig) -> None:
+    """Every searched backbone known and able to take every searched image size, and a weights
+    file only for one backbone (a file holds one network's weights): before any compute."""
+    for name in cfg.backbones:
+        spec = backbones.get_spec(name)
+        small = min(cfg.image_sizes)
+        if small < spec.min_size:
+            raise HarnessError(f"image_size: {name} takes images of at least {spec.min_size} px, got {small}")
+    if len(cfg.backbones) > 1 and cfg.weights not in ("imagenet", "none"):
+        raise HarnessError(f"weights: a file holds one network's weights; with {len(cfg.backbones)} backbones "
+                           "use imagenet or none")
 
 
 def tuner_dir(store: Store) -> Path:
@@ -85,6 +99,10 @@ def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
             params[key] = values[0]
         else:  # searched: each trial's own value is its hyperparameter of this name
             params[f"{key}_choices"] = ",".join(map(str, values))
+    widths = {b: w for b in cfg.backbones if (w := width(cfg, b)) is not None}
+    if widths:  # as each backbone resolves it (0: its own)
+        params["alpha"] = next(iter(widths.values())) if len(set(widths.values())) == 1 else \
+            " ".join(f"{b}={w}" for b, w in widths.items())
     params["feature_reads"] = prepared.data.reads  # images | memory | stream (see harness.training._memory)
     params["n_classes"] = prepared.data.n_classes
     params["output"] = "sigmoid" if prepared.data.n_classes == 2 else "softmax"
@@ -95,7 +113,7 @@ def fixed_params_of(cfg: SweepConfig, prepared: Prepared) -> dict[str, Any]:
 
 
 def sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[str, str]:
-    return {"method": cfg.method, "backbone": cfg.backbone, "weights": cfg.weights, "tuner": cfg.tuner,
+    return {"method": cfg.method, "backbone": ",".join(cfg.backbones), "weights": cfg.weights, "tuner": cfg.tuner,
             "seed": str(cfg.seed), "data_dir": str(dataset.root.resolve()),
             "data_fingerprint": dataset.fingerprint, "sweep": "true",
             "classes": json.dumps(list(dataset.class_names), ensure_ascii=False),

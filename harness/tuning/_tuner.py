@@ -53,6 +53,8 @@ class TrialRecord:
 
 def trial_name(method: str, trial_id: str, values: dict[str, Any]) -> str:
     parts = [f"{method} #{int(trial_id) + 1}"]
+    if "backbone" in values:  # searched
+        parts.append(str(values["backbone"]))
     if "units" in values:
         parts.append(f"units={values['units']}")
     if "dropout" in values:
@@ -117,7 +119,8 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         name = trial_name(self.cfg.method, trial.trial_id, values) + self._round_note(trial)
         run_id = runs.start(self.tracker, 
             self.experiment_id, name, parent_id=self.parent_id,
-            tags={"method": self.cfg.method, "trial_id": trial.trial_id, "backbone": self.cfg.backbone,
+            tags={"method": self.cfg.method, "trial_id": trial.trial_id,
+                  "backbone": str(values.get("backbone", self.cfg.backbones[0])),
                   **self._continued_tags(trial)})
         tuner_values = {k: v for k, v in trial.hyperparameters.values.items() if k not in values}
         runs.log_params(self.tracker, run_id, {**values, **tuner_values, **self.fixed_params})
@@ -139,8 +142,8 @@ class TrackedTuner(kt.engine.base_tuner.BaseTuner):
         # raise_error: a non-finite loss fails the trial at that batch, in either phase.
         callbacks = [keras.callbacks.TerminateOnNaN(raise_error=True), logger, best]
         phase2 = self.cfg.epochs if self.cfg.method == "fine-tune" else None
-        if phase2:
-            runs.log_params(self.tracker, record.run_id, {"phase2_first_step": phase2})
+        if phase2:  # and the layer the frozen part ends with, which `unfreeze` names or counts
+            runs.log_params(self.tracker, record.run_id, {"phase2_first_step": phase2, "cut_layer": data.cut_layer})
         self.hypermodel.fit(hp, model, data, callbacks=callbacks, epochs=end, initial_epoch=first,
                             validation=validation)
         if best.best_weights is None:

@@ -132,19 +132,42 @@ def test_weights_file_for_another_backbone(data, seeded, tmp_path):
                      "does not fit backbone mobilenet_v2")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--backbone", "resnet50"], "does not fit backbone resnet50: layer conv1_conv not in the file"),
+    (["--backbone", "vgg16", "--unfreeze", "9"], None),  # the file fits: refused for its cut
+    (["--backbone", "xception"], "image_size: xception takes images of at least 71 px"),
+    (["--backbone", "vgg16", "--backbone", "resnet50"], "weights: a file holds one network's weights"),
+])
+def test_keras2_weights_files_and_backbone_settings_that_cannot_be_run(data, seeded, tmp_path, flags, message):
+    """A legacy HDF5 file as keras-applications publishes them (here VGG16's layout), each refusal one line."""
+    import h5py
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    from harness.backbones._registry import build_base
+
+    path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with h5py.File(path, "w") as f:
+        save_weights_to_hdf5_group(f, build_base("vgg16", 32, "none"))
+    method = "fine-tune" if "--unfreeze" in flags else "feature-extraction"
+    args = tiny_sweep_args(method, data, seeded[0], "--weights", str(path), *flags)
+    _check_untouched(seeded, args, message or "unfreeze = 9: vgg16 has 4 stages to unfreeze")
+
+
 def test_missing_weights_file(data, seeded, tmp_path):
     _check_untouched(seeded, _args(data, seeded[0], "--weights", str(tmp_path / "nope.h5")),
                      "weights file not found")
 
 
 def test_imagenet_without_network(data, seeded, monkeypatch):
+    import harness.backbones._weights  # noqa: F401  reads Keras' own get_file before it is replaced here
+
     def offline(*args, **kwargs):
         raise OSError("URL fetch failure: no network")
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
     monkeypatch.setattr("keras.src.applications.vgg16.file_utils.get_file", offline)
     _check_untouched(seeded, _args(data, seeded[0], "--weights", "imagenet"),
-                     "could not download the ImageNet weights for vgg16")
+                     "no ImageNet weights for vgg16 here and they cannot be downloaded: Keras looks for ")
 
 
 def test_unwritable_store(data, tmp_path):

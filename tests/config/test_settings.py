@@ -34,7 +34,7 @@ def test_every_field_is_declared(cls):
     settings = config.declared(cls)
     assert list(settings) == [f.name for f in dataclasses.fields(cls)]
     for s in settings.values():
-        assert s.help and (s.table or s.kind in (str, int, float, bool))
+        assert s.help and (s.table or s.kind in (str, int, float, bool, (int, str)))
         assert not s.choices or s.kind is str
 
 
@@ -142,8 +142,8 @@ def test_the_reference_lists_every_key_with_its_default():
             assert shown == "[" + ", ".join(map(str, value)) + "]", key
         else:
             assert shown == str(value), key
-    assert rows["backbone"][3] == "`vgg16`, `mobilenet_v2`" and rows["image_size"][3] == ">= 32"
-    assert rows["weights"][4] == "imagenet \\| none \\| PATH to a .weights.h5 file"  # a pipe escaped
+    assert rows["backbone"][3] == ", ".join(f"`{b}`" for b in config.BACKBONES) and rows["image_size"][3] == ">= 32"
+    assert rows["weights"][4] == "imagenet \\| none \\| PATH to a .weights.h5 file or a Keras 2 .h5 weights file"  # a pipe escaped
 
 
 def _params_before(cfg, prepared) -> dict:
@@ -163,8 +163,10 @@ def _params_before(cfg, prepared) -> dict:
     params["n_classes"] = prepared.data.n_classes
     params["output"] = "sigmoid" if prepared.data.n_classes == 2 else "softmax"
     params["loss"] = loss_for(prepared.data.n_classes).name
+    if cfg.method == "fine-tune":  # added since: the fine-tuning cut
+        params["unfreeze"] = cfg.unfreeze
     if cfg.backbone == "mobilenet_v2":
-        params["alpha"] = cfg.alpha
+        params["alpha"] = cfg.alpha or 0.35  # since: 0 is the backbone's own width
     params["precision"] = prepared.precision
     params["optimizer"] = "adam" if cfg.method == "feature-extraction" else "adam, then rmsprop"
     params["feature_reads"] = prepared.data.reads  # added since: how trials read their inputs
@@ -180,7 +182,7 @@ PLAIN = {"backbone", "weights", "epochs", "batch_size", "preprocessing", "augmen
     ({"image_size": (150, 224), "pooling": ("flatten", "avg")}, 3, PLAIN | {"image_size_choices", "pooling_choices"}),
     ({"image_size": (224,), "backbone": "mobilenet_v2"}, 2, PLAIN | {"image_size", "pooling", "alpha"}),
     ({"augment": True, "augment_views": 0, "method": "fine-tune"}, 5,
-     PLAIN | {"image_size", "pooling", "augment_views", "augmentation"}),
+     PLAIN | {"image_size", "pooling", "augment_views", "augmentation", "unfreeze"}),
 ])
 def test_fixed_params_follow_the_declarations(changes, n_classes, keys):
     from harness.tuning._context import fixed_params_of

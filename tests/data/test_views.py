@@ -95,7 +95,7 @@ def test_cache_key_changes_with_the_augmentation_settings_views_and_seed(tiny_da
     net = build_network(cfg)  # the same base for every configuration below
 
     def key(c):
-        return _feature_key(c, net, dataset, 32).digest()
+        return _feature_key(c, net, dataset).digest()
 
     aug = cfg.augmentation
     changed = [dataclasses.replace(cfg, augment_views=4), dataclasses.replace(cfg, augment=False),

@@ -16,6 +16,9 @@ from typer.testing import CliRunner
 from conftest import tiny_sweep_args
 from harness.cli import app
 
+# Slow step: four sweeps and a second interpreter (about a minute); the default suite loads winners
+# with plain mlflow.pyfunc in tests/serving/test_served_accuracy.py (both methods, both precisions).
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 NAME = "tiny-winner"
 CASES = [("feature-extraction", "vgg16"), ("fine-tune", "vgg16"),

@@ -21,6 +21,10 @@ def test_demo_fills_the_default_store(tmp_path):
     tops, children = runs_of(client, "demo")
     parents = [p for p in tops if p.data.tags.get("sweep") == "true"]
     assert [p.data.tags.get("kind") for p in tops if p not in parents] == ["comparison"]
+    (comparison,) = [p for p in tops if p not in parents]  # the demo ends with its report, logged there
+    assert {"report/report.html", "report/report.md"} <= {a.path for a in client.list_artifacts(
+        comparison.info.run_id, "report")}
+    assert Path("reports/demo/report.html").is_file() and "reports/demo/report.html" in " ".join(result.output.split())
     assert sorted(p.data.tags["method"] for p in parents) == ["feature-extraction", "fine-tune"]
     chance = 1 / len(json.loads(parents[0].data.tags["classes"]))
     for parent in parents:
