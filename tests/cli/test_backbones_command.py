@@ -12,6 +12,7 @@ def _rows(output: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in output.splitlines()[1:] if line and not line.startswith("ImageNet")}
 
 
+@pytest.mark.slow  # builds three networks twice each
 def test_lists_parameters_features_cut_and_whether_imagenet_is_cached(tmp_path, monkeypatch):
     import keras
 

@@ -271,6 +271,7 @@ def _report(uri, out, *extra):
     return " ".join((out / "report.html").read_text().split())
 
 
+@pytest.mark.slow  # sweeps of their own: the default suite is at its time limit
 def test_one_method_with_one_trial_and_its_data_gone(study, tmp_path):
     """No comparison (a kind=report run instead), no importance, no thumbnails: each said, no traceback."""
     data = shutil.copytree(study["root"] / "three", tmp_path / "solo")
@@ -287,6 +288,7 @@ def test_one_method_with_one_trial_and_its_data_gone(study, tmp_path):
     assert "report/report.md" in {a.path for a in study["client"].list_artifacts(run.info.run_id, "report")}
 
 
+@pytest.mark.slow  # sweeps of their own: the default suite is at its time limit
 def test_a_hyperband_sweep_says_which_trials_it_compares(study, tmp_path):
     data = shutil.copytree(study["root"] / "three", tmp_path / "bands")
     swept = runner.invoke(app, tiny_sweep_args("feature-extraction", data, study["uri"], "--tuner", "hyperband",
