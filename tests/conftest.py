@@ -18,7 +18,7 @@ SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_imagenet_no_top.weights
 # The longest files of the default suite (tens of seconds each), run first: `-n 2 --dist loadfile`
 # hands files out in collection order, so with these at the end one worker finished a minute
 # after the other.
-LONGEST_FIRST = ("serving/test_served_accuracy.py", "backbones/test_families.py", "report/test_report.py",
+LONGEST_FIRST = ("serving/test_served_accuracy.py", "backbones/test_families.py",
                  "study/test_demo.py", "cli/test_readme.py", "training/test_streaming.py", "cli/test_sweep_cli.py",
                  "servers/test_quiet_servers.py", "backbones/test_weights.py", "study/test_api.py")
 

@@ -19,6 +19,9 @@ from typer.testing import CliRunner
 from conftest import one_error_line, tiny_sweep_args
 from harness.cli import app
 
+# Slow step: its own three-class study with seed repeats (the default suite's `harness demo` test
+# checks a demo's report lands in MLflow); the default suite is at its 5-minute limit.
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 METHODS = ("feature-extraction", "fine-tune")
 SHORT = {"feature-extraction": "fe", "fine-tune": "ft"}
@@ -271,7 +274,6 @@ def _report(uri, out, *extra):
     return " ".join((out / "report.html").read_text().split())
 
 
-@pytest.mark.slow  # sweeps of their own: the default suite is at its time limit
 def test_one_method_with_one_trial_and_its_data_gone(study, tmp_path):
     """No comparison (a kind=report run instead), no importance, no thumbnails: each said, no traceback."""
     data = shutil.copytree(study["root"] / "three", tmp_path / "solo")
@@ -288,7 +290,6 @@ def test_one_method_with_one_trial_and_its_data_gone(study, tmp_path):
     assert "report/report.md" in {a.path for a in study["client"].list_artifacts(run.info.run_id, "report")}
 
 
-@pytest.mark.slow  # sweeps of their own: the default suite is at its time limit
 def test_a_hyperband_sweep_says_which_trials_it_compares(study, tmp_path):
     data = shutil.copytree(study["root"] / "three", tmp_path / "bands")
     swept = runner.invoke(app, tiny_sweep_args("feature-extraction", data, study["uri"], "--tuner", "hyperband",

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from conftest import runs_of, tiny_sweep_args
 from harness.cli import app
 
+# Slow step (two sweeps and a compare); the default suite's `harness demo` test is three classes too.
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 METHODS = ("feature-extraction", "fine-tune")
 
