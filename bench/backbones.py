@@ -13,25 +13,12 @@ bench/extraction.py for end to end). Ratios are to the fastest backbone of the s
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
 from _common import OPTIONAL, add_common, emit, make_parser
+from extraction import pass_rate
 
 SMALLEST = ["vgg16", "resnet50", "resnet50_v2", "mobilenet", "mobilenet_v2", "mobilenet_v3_small",
             "efficientnet_b0", "efficientnet_v2_b0", "convnext_tiny", "densenet121", "xception",
             "inception_v3", "inception_resnet_v2", "nasnet_mobile"]
-
-
-def pass_rate(extractor, size: int, batch: int, batches: int) -> float:
-    """Images/s of the extractor on decoded images already in memory, after one warm-up batch."""
-    x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
-    extractor.predict_on_batch(x)
-    start = time.perf_counter()
-    for _ in range(batches):
-        extractor.predict_on_batch(x)
-    return batches * batch / (time.perf_counter() - start)
 
 
 def measure(backbone: str, size: int, batches: int) -> dict:

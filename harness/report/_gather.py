@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from harness.config import METHODS
 from harness.errors import HarnessError
-from harness.study._compare import SWEEP_FILTER, MethodResult, mcnemar_exact, method_result
+from harness.study._compare import MethodResult, finished_sweeps, mcnemar_exact, method_result
 from harness.tracking import RunView, Tracker
-from harness.tracking import experiments, reading
+from harness.tracking import reading
 from harness.training._metrics import Predictions
 from harness.report._space import Searched, searched
 
@@ -112,17 +112,10 @@ def pick_sweeps(tracker: Tracker, experiment: str | None, sweep_ids: list[str]):
             if by_method.setdefault(p.tags["method"], p) is not p:
                 raise HarnessError(f"--sweep: two {p.tags['method']} sweeps given; give one per method")
         return exp_id, name, by_method
-    if experiment:
-        exp_id = experiments.find(tracker, experiment)
-        if exp_id is None:
-            raise HarnessError(f"experiment {experiment!r} not found in {tracker.store.shown}")
-        found = reading.search(tracker, [exp_id], SWEEP_FILTER)
-    else:
-        found = reading.search(tracker, None, SWEEP_FILTER)
-        exp_id = found[0].experiment_id if found else None
+    exp_id, found = finished_sweeps(tracker, experiment)
     latest: dict[str, RunView] = {}
     for run in found:  # newest first
-        if run.experiment_id == exp_id and run.tags.get("method") in METHODS and "best_run_id" in run.tags:
+        if run.tags.get("method") in METHODS and "best_run_id" in run.tags:
             latest.setdefault(run.tags["method"], run)
     if not latest:
         where = f"experiment {experiment!r}" if experiment else tracker.store.shown

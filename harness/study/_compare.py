@@ -89,19 +89,24 @@ def mcnemar_exact(fe_correct: np.ndarray, ft_correct: np.ndarray) -> tuple[list[
     return table, float(mcnemar(table, exact=True).pvalue)
 
 
-def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, dict[str, RunView]]:
-    """The newest FINISHED sweep of each method; by default in the experiment of the newest sweep."""
+def finished_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str | None, list[RunView]]:
+    """The FINISHED sweeps, newest first, of `experiment`, else of the experiment of the newest
+    sweep (None when the store holds no sweep)."""
     if experiment:
         exp_id = experiments.find(tracker, experiment)
         if exp_id is None:
             raise HarnessError(f"experiment {experiment!r} not found in {tracker.store.shown}")
-        sweeps = reading.search(tracker, [exp_id], SWEEP_FILTER)
-    else:
-        sweeps = reading.search(tracker, None, SWEEP_FILTER)
-        if not sweeps:
-            raise HarnessError(f"no finished sweep in {tracker.store.shown}; run `harness sweep ...` first")
-        exp_id = sweeps[0].experiment_id
-        sweeps = [s for s in sweeps if s.experiment_id == exp_id]
+        return exp_id, reading.search(tracker, [exp_id], SWEEP_FILTER)
+    found = reading.search(tracker, None, SWEEP_FILTER)
+    exp_id = found[0].experiment_id if found else None
+    return exp_id, [s for s in found if s.experiment_id == exp_id]
+
+
+def latest_sweeps(tracker: Tracker, experiment: str | None) -> tuple[str, str, dict[str, RunView]]:
+    """The newest FINISHED sweep of each method; by default in the experiment of the newest sweep."""
+    exp_id, sweeps = finished_sweeps(tracker, experiment)
+    if exp_id is None:
+        raise HarnessError(f"no finished sweep in {tracker.store.shown}; run `harness sweep ...` first")
     latest: dict[str, RunView] = {}
     for run in sweeps:  # newest first
         if run.tags.get("kind") != "comparison" and "best_run_id" in run.tags:
