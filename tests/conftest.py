@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_imagenet_no_top.weights
 # The longest files of the default suite (tens of seconds each), run first: `-n 2 --dist loadfile`
 # hands files out in collection order, so with these at the end one worker finished a minute
 # after the other.
-LONGEST_FIRST = ("serving/test_served_accuracy.py", "backbones/test_families.py",
+LONGEST_FIRST = ("study/test_whole_study.py", "serving/test_served_accuracy.py", "backbones/test_families.py",
                  "study/test_demo.py", "cli/test_readme.py", "training/test_streaming.py", "cli/test_sweep_cli.py",
                  "servers/test_quiet_servers.py", "backbones/test_weights.py", "study/test_api.py")
 
@@ -48,8 +49,31 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """One new store, made by harness's own creation path (MLflow's tables and every migration:
+    1.7 s here), that each test's store starts as a copy of."""
+    from harness.tracking import resolve_store
+
+    db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    resolve_store(f"sqlite:///{db}")
+    return db
+
+
 @pytest.fixture
-def store_uri(tmp_path) -> str:
+def store_uri(tmp_path, empty_store) -> str:
+    """An empty store of the test's own, as a user's is after their first command. Making a new
+    one is tested where it matters: tests/tracking/test_store_creation.py, and every test that
+    names its own (`harness demo`, the README block, `harness study`)."""
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copyfile(empty_store, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def unopened_store_uri(tmp_path) -> str:
+    """A store nothing has made yet: for the tests that check bad input creates none."""
     return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
 
@@ -69,6 +93,19 @@ def tiny_sweep_args(method: str, data: Path, store_uri: str, *extra: str) -> lis
     repeated --backbone searches several, so one in `extra` replaces the tiny one."""
     tiny = TINY_FLAGS[2:] if "--backbone" in extra else TINY_FLAGS
     return ["sweep", method, "--data", str(data), "--tracking-uri", store_uri, *tiny, *extra]
+
+
+def finished_sweeps(client, experiment: str):
+    """(experiment, {method: its FINISHED sweep's parent run}) as MLflow's client reports them."""
+    exp = client.get_experiment_by_name(experiment)
+    parents = client.search_runs([exp.experiment_id], "tags.sweep = 'true' and attributes.status = 'FINISHED'")
+    return exp, {p.data.tags["method"]: p for p in parents}
+
+
+def trials_of(client, exp, parent):
+    """A sweep's child runs (its trials, and a comparison's repeats), oldest first."""
+    return client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+                              order_by=["attributes.start_time ASC"])
 
 
 def runs_of(client, experiment: str):

@@ -22,12 +22,15 @@ def report(
     sweep: Optional[List[str]] = typer.Option(None, "--sweep", metavar="RUN_ID",
                                               help="A sweep's parent run (repeat for both methods); default: "
                                                    "the latest sweep of each method."),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails",
+                                    help="Show the test images both winners get wrong as thumbnails (or only "
+                                         "list their paths, for a report published without the photos)."),
 ):
     """Write up the latest sweep of each method: the answer, curves, the search, hyperparameter
     importance, mistakes and what was run, as one self-contained HTML file and Markdown with PNGs."""
     from harness.report import build_report
 
-    print_report(build_report(tracking_uri, experiment, sweep or [], out_dir))
+    print_report(build_report(tracking_uri, experiment, sweep or [], out_dir, thumbnails))
 
 
 def print_report(result) -> None:

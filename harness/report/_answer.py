@@ -107,11 +107,19 @@ def _differs(sweeps: dict[str, Sweep], train_images: int | None) -> str:
              else "the same backbone (VGG16)",
              f"image size {', '.join(sizes)} px (the tutorial: 150 px)" if sizes != [str(TUTORIAL_SIZE)]
              else "the same image size (150 px)",
-             f"weights {', '.join(weights)} (the tutorial: ImageNet)",
+             _weights(weights),
              f"{len(classes)} classes ({', '.join(classes)}; the tutorial: cats and dogs)",
              f"{train_images:,} training photos (the tutorial: 2,000)" if train_images is not None
              else "training photos: the data folder is gone, so not counted (the tutorial: 2,000)"]
     return "What differs from the tutorial: " + "; ".join(parts) + "."
+
+
+def _weights(weights: list[str]) -> str:
+    if weights == ["imagenet"]:
+        return "the same weights (ImageNet)"
+    if weights == ["none"]:
+        return "random weights, nothing pretrained (the tutorial: ImageNet)"
+    return f"weights {', '.join(weights)} (a file; the tutorial: ImageNet, downloaded by Keras)"
 
 
 def curves(study: Study) -> tuple:

@@ -39,13 +39,13 @@ class ReportResult:
 
 
 def build_report(tracking_uri: str | None = None, experiment: str | None = None, sweeps=(),
-                 out: str | Path | None = None) -> ReportResult:
+                 out: str | Path | None = None, thumbnails: bool = True) -> ReportResult:
     tracker = Tracker(resolve_store(tracking_uri))
     study = gather(tracker, experiment, list(sweeps))
     out = Path(out) if out else Path("reports") / re.sub(r"[^\w.-]+", "_", study.experiment)
     run_id, kind, made = _target_run(tracker, study)
     try:
-        sections = build_sections(study)
+        sections = build_sections(study, thumbnails)
         intro = _intro(study, run_id, kind)
         title = f"harness report · experiment {study.experiment}"
         html, md = _write(out, title, intro, sections)
@@ -60,7 +60,7 @@ def build_report(tracking_uri: str | None = None, experiment: str | None = None,
     return ReportResult(html, md, run_id, kind, study.experiment, notes)
 
 
-def build_sections(study: Study) -> list[Section]:
+def build_sections(study: Study, thumbnails: bool = True) -> list[Section]:
     data = {d: data_state(d) for d in dict.fromkeys(s.parent.tags.get("data_dir", "") for s in study.sweeps.values())}
     first = next(iter(data.values()))
     found = {m: importance_of(s) for m, s in study.sweeps.items()}
@@ -68,7 +68,7 @@ def build_sections(study: Study) -> list[Section]:
              ("curves", "The winners' training curves", lambda: curves(study)),
              ("search", "The search", lambda: search(study)),
              ("importance", "Hyperparameter importance", lambda: importance(study, found)),
-             ("mistakes", "Where the models go wrong", lambda: mistakes(study)),
+             ("mistakes", "Where the models go wrong", lambda: mistakes(study, thumbnails)),
              ("provenance", "What was run", lambda: provenance(study, data))]
     return [Section(id, title, _guarded(build, title)) for id, title, build in parts]
 

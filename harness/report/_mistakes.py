@@ -12,7 +12,7 @@ from harness.report._gather import LABEL, Study
 MAX_THUMBS = 60  # enough to see a pattern; the count says how many there are
 
 
-def mistakes(study: Study) -> tuple:
+def mistakes(study: Study, thumbnails: bool = True) -> tuple:
     blocks = []
     for method, sweep in study.sweeps.items():
         scores = sweep.predictions.scores()
@@ -26,11 +26,12 @@ def mistakes(study: Study) -> tuple:
                                                             data={"class": c}) for c in classes],
                         "test recall per class: the share of each class's test images classified right"))
     blocks.append(Figure("recall.png", figures.recall(recalls), "per-class test recall, side by side"))
-    return tuple(blocks + _wrong(study))
+    return tuple(blocks + _wrong(study, thumbnails))
 
 
-def _wrong(study: Study) -> list:
-    """The test images every winner gets wrong (the one winner's, with one method)."""
+def _wrong(study: Study, thumbnails: bool) -> list:
+    """The test images every winner gets wrong (the one winner's, with one method): as thumbnails,
+    or without them (`--no-thumbnails`: a report to publish without the photos) as a table."""
     sweeps = list(study.sweeps.values())
     preds = [s.predictions for s in sweeps]
     index = [dict(zip(p.paths, range(len(p.paths)))) for p in preds]
@@ -43,6 +44,11 @@ def _wrong(study: Study) -> list:
                          (f"; the first {MAX_THUMBS} are shown" if len(wrong) > MAX_THUMBS else "") + ".")]
     if not wrong:
         return blocks
+    if not thumbnails:
+        rows = [row(path, preds[0].true_class[index[0][path]], *(p.predicted_class[ix[path]] for p, ix in zip(preds, index)))
+                for path in wrong[:MAX_THUMBS]]
+        return blocks + [table("wrong", ["test image", "true class", *(f"{LABEL[s.method]} predicts" for s in sweeps)],
+                               rows, "no thumbnails (--no-thumbnails): the images by their path in the data folder")]
     root = Path(sweeps[0].parent.tags.get("data_dir", ""))
     items, missing = [], 0
     for path in wrong[:MAX_THUMBS]:

@@ -4,18 +4,14 @@ sweep files, the software and machine, wall times and feature-cache hits."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from harness.data import DataReport, check_folder, scan
 from harness.errors import HarnessError
 from harness.report._document import Cell, Code, Para, Sub, cell, row, table
 from harness.report._gather import LABEL, Study
-
-PACKAGES = ("harness", "tensorflow", "keras", "keras-tuner", "mlflow", "optuna", "scikit-learn", "numpy")
+from harness.tracking.environment import machine, recorded, versions
 
 
 @dataclass(frozen=True)
@@ -59,9 +55,9 @@ def provenance(study: Study, data: dict[str, DataState]) -> tuple:
         text = json.dumps(sweep.config, indent=1) if sweep.config is not None else "(sweep_config.json is missing)"
         blocks.append(Code(f"{LABEL[method]}: the sweep file as resolved (sweep_config.json of run "
                            f"{sweep.parent.run_id})", text))
-    blocks += [Sub("software and machine"), _software(), _machine(),
-               Para(f"MLflow store: {study.store}; experiment {study.experiment!r} (id {study.experiment_id}). The "
-                    "versions and machine are those that wrote this report: a sweep's runs do not record theirs.")]
+    blocks += [Sub("software and machine"), *_environment(study, "software", "versions", versions()),
+               *_environment(study, "machine", "machine", machine()),
+               Para(f"MLflow store: {study.store}; experiment {study.experiment!r} (id {study.experiment_id}).")]
     return tuple(blocks)
 
 
@@ -99,16 +95,15 @@ def _seconds(value: float | None) -> Cell:
     return cell(value, digits=1)
 
 
-def _software():
-    rows = []
-    for name in PACKAGES:
-        try:
-            rows.append(row(name, metadata.version(name)))
-        except metadata.PackageNotFoundError:
-            rows.append(row(name, "not installed"))
-    return table("software", ["package", "version"], [row("python", platform.python_version()), *rows])
-
-
-def _machine():
-    return table("machine", ["", ""], [row("platform", platform.platform()), row("processor", platform.machine()),
-                                       row("CPU cores", os.cpu_count() or 0), row("host", platform.node())])
+def _environment(study: Study, id: str, tag: str, now: dict[str, str]) -> list:
+    """What each sweep recorded (its parent run's tag) beside what wrote this report."""
+    logged = {method: recorded(sweep.parent.tags, tag) for method, sweep in study.sweeps.items()}
+    names = list(dict.fromkeys([*now, *(k for v in logged.values() if v for k in v)]))
+    rows = [row(name, *((v or {}).get(name, "-") for v in logged.values()), now.get(name, "-")) for name in names]
+    header = ["", *(f"{LABEL[m]} sweep" for m in logged), "this report"]
+    blocks = [table(id, header, rows)]
+    if missing := [LABEL[m] for m, v in logged.items() if v is None]:
+        which = " and ".join(missing) + (" sweeps do" if len(missing) > 1 else " sweep does")
+        blocks.append(Para(f"The {which} not record its {tag} (made before harness recorded it): only this "
+                           "report's are shown.", note=True))
+    return blocks

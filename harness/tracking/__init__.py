@@ -1,5 +1,5 @@
-"""MLflow, and only here: the store, writing runs, reading them back, logged models, store errors
-and the UI's saved views (imports: harness.errors)."""
+"""MLflow, and only here: the store, writing runs, reading them back, logged models, store errors,
+the UI's saved views and the software and machine a run records (imports: harness.errors)."""
 
 from harness.tracking._connection import Tracker
 from harness.tracking._store import DEFAULT_URI, Store, resolve_store, sqlite_path

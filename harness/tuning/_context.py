@@ -15,6 +15,7 @@ from harness.data._check import check_dataset, warnings
 from harness.data._folders import DataSet, scan
 from harness.errors import HarnessError
 from harness.tracking import Store, Tracker, experiments, resolve_store
+from harness.tracking.environment import environment_tags
 from harness.training._heads import loss_for
 from harness.training._prepare import Prepared, prepare, view_count, width
 from harness.training._seeding import seed_everything
@@ -118,7 +119,7 @@ def sweep_tags(cfg: SweepConfig, dataset: DataSet, prepared: Prepared) -> dict[s
             "data_fingerprint": dataset.fingerprint, "sweep": "true",
             "classes": json.dumps(list(dataset.class_names), ensure_ascii=False),
             "feature_cache": _cache_tag(cfg, prepared),
-            "augment": str(cfg.augment).lower(), "precision": prepared.precision}
+            "augment": str(cfg.augment).lower(), "precision": prepared.precision, **environment_tags()}
 
 
 def _cache_tag(cfg: SweepConfig, prepared: Prepared) -> str:

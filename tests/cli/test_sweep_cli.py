@@ -126,8 +126,8 @@ def test_second_sweep_hits_the_feature_cache(swept):
     assert ft.data.metrics["extraction_seconds"] == 0.0
 
 
-def test_bad_config_value_exits_with_one_line_and_logs_nothing(tiny_data, store_uri, tmp_path):
-    result = runner.invoke(app, tiny_sweep_args("fine-tune", tiny_data, store_uri, "--tuner", "grid"))
+def test_bad_config_value_exits_with_one_line_and_logs_nothing(tiny_data, unopened_store_uri, tmp_path):
+    result = runner.invoke(app, tiny_sweep_args("fine-tune", tiny_data, unopened_store_uri, "--tuner", "grid"))
     assert result.exit_code == 2
     assert "tuner: 'grid' is not one of" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "store").exists()

@@ -116,8 +116,8 @@ def test_worker_env_splits_cores_and_gpus():
     (["--role", "chief", "--oracle", "nowhere"], "--oracle: expected HOST:PORT"),
     (["--oracle", "127.0.0.1:5"], "--oracle needs --role"),
 ])
-def test_bad_distributed_flags_are_one_line(tiny_data, store_uri, tmp_path, extra, message):
-    result = CliRunner().invoke(app, tiny_sweep_args("feature-extraction", tiny_data, store_uri, *extra))
+def test_bad_distributed_flags_are_one_line(tiny_data, unopened_store_uri, tmp_path, extra, message):
+    result = CliRunner().invoke(app, tiny_sweep_args("feature-extraction", tiny_data, unopened_store_uri, *extra))
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "store").exists()

@@ -1,4 +1,5 @@
-"""The MLflow UI as a person sees it: `harness ui` rendered by headless Chromium (-m browser).
+"""The MLflow UI and the report as a person sees them: `harness ui`, and a report opened from
+disk, rendered by headless Chromium (-m browser).
 
 Chromium is driven over its DevTools protocol (with aiohttp, which MLflow installs), so the test
 can wait for what it checks, click, and take the screenshot for the README."""
@@ -247,3 +248,41 @@ def test_best_trial_pages_show_test_accuracy(ui, browser):
         shown = re.search(r"\btest_accuracy (\d+(?:\.\d+)?)", page)
         assert shown, "test_accuracy not on the run page"
         assert float(shown.group(1)) == pytest.approx(best.data.metrics["test_accuracy"], abs=1e-3)
+
+
+def test_the_report_opens_offline_with_its_images_and_sortable_tables(browser, tmp_path, monkeypatch):
+    """`harness demo` (which ends with its report) in a fresh folder, the report as MLflow holds it
+    opened from disk as a person would; its first screen is the README's picture of a report."""
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("demo")
+    (comparison,) = client.search_runs([exp.experiment_id], "tags.kind = 'comparison'")
+    html = Path(client.download_artifacts(comparison.info.run_id, "report/report.html", str(tmp_path)))
+    b = browser(width=1280, height=1000)
+    page = b.open(html.as_uri(), "The answer", "What was run", "McNemar")
+    assert "The answer" in page and "What was run" in page, page[:500]
+    images = b.js("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+    assert len(images) >= 10 and all(done and width > 0 for done, width in images), images
+    sweeps = client.search_runs([exp.experiment_id], "tags.sweep = 'true'")
+    trials = [t.info.run_id for p in sweeps
+              for t in client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{p.info.run_id}'")]
+    order = "Array.from(document.querySelectorAll('#trials tbody tr')).map(r => r.dataset.runId)"
+    shown = b.js(order)
+    assert sorted(shown) == sorted(trials)
+    column = b.js("Array.from(document.querySelectorAll('#trials th')).findIndex(th => "
+                  "th.textContent.startsWith('validation accuracy'))")
+    b.click(f"#trials th:nth-child({column + 1})")
+    values = b.js(f"Array.from(document.querySelectorAll('#trials tbody tr')).map(r => r.cells[{column}].dataset.sort)")
+    numbers = [float(v) for v in values if v not in ("", None)]
+    assert len(numbers) == len(trials) and numbers == sorted(numbers)
+    assert set(b.js(order)) == set(shown)  # sorted, every row still there
+    b.js("window.scrollTo(0, 0)")
+    time.sleep(1)
+    shot = DOCS.parent / ".pytest-report.png"
+    b.screenshot(shot)
+    assert shot.stat().st_size > 30_000
+    shutil.move(shot, DOCS / "report.png")

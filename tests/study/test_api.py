@@ -40,9 +40,9 @@ def test_both_methods_compare_and_predict_through_the_python_api(tiny_data, stor
     assert len(predicted.rows) == 12 and {p.label for p in predicted.rows} <= {"cats", "dogs"}
 
 
-def test_library_errors_are_exceptions_not_exits(tiny_data, store_uri, tmp_path):
+def test_library_errors_are_exceptions_not_exits(tiny_data, unopened_store_uri, tmp_path):
     with pytest.raises(harness.HarnessError, match="image_size: must be >= 32, got 16"):
-        harness.sweep("feature-extraction", data=str(tiny_data), tracking_uri=store_uri, image_size=16)
+        harness.sweep("feature-extraction", data=str(tiny_data), tracking_uri=unopened_store_uri, image_size=16)
     with pytest.raises(harness.HarnessError, match="resume: 'later' is not one of"):
-        harness.sweep("fine-tune", data=str(tiny_data), tracking_uri=store_uri, resume="later")
+        harness.sweep("fine-tune", data=str(tiny_data), tracking_uri=unopened_store_uri, resume="later")
     assert not (tmp_path / "store").exists()  # nothing was logged

@@ -78,10 +78,10 @@ def test_augmented_sweep_searches_image_size_and_pooling(tiny_data, store_uri, c
     assert np.allclose(probs[:, 1], [float(r["p(dogs)"]) for r in rows], atol=1e-3)
 
 
-def test_bad_augmentation_settings_are_one_line_before_anything_runs(tiny_data, store_uri, tmp_path):
+def test_bad_augmentation_settings_are_one_line_before_anything_runs(tiny_data, unopened_store_uri, tmp_path):
     sweep_file = tmp_path / "bad.toml"
     sweep_file.write_text('method = "feature-extraction"\naugment = true\n[augmentation]\nrotation = 2.0\n')
-    result = runner.invoke(app, _args("feature-extraction", tiny_data, store_uri, sweep_file))
+    result = runner.invoke(app, _args("feature-extraction", tiny_data, unopened_store_uri, sweep_file))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.strip().splitlines() == ["error: augmentation.rotation: must lie within [0, 0.5], got 2.0"]
     assert not (tmp_path / "store").exists()  # nothing was logged

@@ -172,8 +172,8 @@ def test_an_interrupted_hyperband_sweep_resumes_its_continued_trial_from_saved_w
     assert [(t, os.path.basename(os.path.dirname(p))) for t, p in loaded] == [("3", f"trial_{past}")]
 
 
-def test_hyperband_refuses_distributed_sweeps_before_anything_runs(tiny_data, store_uri, tmp_path):
-    result = runner.invoke(app, tiny_sweep_args("fine-tune", tiny_data, store_uri, "--tuner", "hyperband",
+def test_hyperband_refuses_distributed_sweeps_before_anything_runs(tiny_data, unopened_store_uri, tmp_path):
+    result = runner.invoke(app, tiny_sweep_args("fine-tune", tiny_data, unopened_store_uri, "--tuner", "hyperband",
                                                 "--workers", "2"))
     assert result.exit_code == 2, result.output
     assert "hyperband runs in one process" in result.output and "Traceback" not in result.output
