@@ -104,18 +104,19 @@ def study(tmp_path_factory):
     env = {**os.environ, "HARNESS_CACHE_DIR": str(root / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
     client = MlflowClient(tracking_uri=uri)
+    log = root / "first.log"  # a file, not a pipe: a full pipe would stall the study
     first = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and first.poll() is None:
         if any(p.data.tags.get("method") == "feature-extraction" and p.info.status == "FINISHED"
                for p in _parents(client)):
             break
         time.sleep(0.5)
-    assert first.poll() is None, first.stdout.read().decode()[-2000:]
+    assert first.poll() is None, log.read_text()[-2000:]
     os.killpg(first.pid, signal.SIGTERM)  # as Ctrl-C in its terminal would: the fine-tune sweep stops
     first.wait(timeout=120)
-    (fe_before,) = _parents(client)
+    (fe_before,) = [p for p in _parents(client) if p.data.tags["method"] == "feature-extraction"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_CACHE_DIR", str(root / "cache"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
