@@ -93,7 +93,9 @@ def test_a_short_admin_password_is_refused(store_uri, monkeypatch):
 def _start(args, tmp_path, name="harness"):
     log = open(tmp_path / f"{name}.log", "wb")
     return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # so a stray group can be cleaned up below
+                            start_new_session=True,  # so a stray group can be cleaned up below
+                            # as from a terminal: a hang-up ends it (under `nohup` it would be ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
 
 
 @pytest.mark.slow
